@@ -1,0 +1,1 @@
+"""Firebreak: incident and rollback ChatOps bot (core, free of slack_bolt)."""
