@@ -35,3 +35,14 @@ class UTCDateTime(TypeDecorator):
 
 
 JSONData = JSON().with_variant(JSONB(), "postgresql")
+
+
+def enum_column(enum_type: type, *, length: int = 20, index: bool = False, nullable: bool = False):
+    """A VARCHAR column holding a StrEnum's values, read back as the enum."""
+    from sqlalchemy import Column, Enum
+
+    return Column(
+        Enum(enum_type, native_enum=False, length=length, validate_strings=True,
+             values_callable=lambda members: [m.value for m in members]),
+        nullable=nullable, index=index,
+    )

@@ -1,0 +1,140 @@
+"""The ``firebreak`` command (the composition root: it wires ``bot`` and ``handlers``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from bot.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("firebreak")
+
+
+def _configure_logging(settings: Settings) -> None:
+    from bot.logging import configure_logging
+
+    configure_logging(settings)
+
+
+def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.db.migrate import upgrade
+
+    upgrade(settings.database_url)
+    print("database is up to date")
+    return 0
+
+
+def cmd_playbooks_check(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from bot.playbooks.check import parse_at, render_check_report
+    from bot.playbooks.loader import PlaybookError, load_playbooks
+
+    try:
+        playbooks = load_playbooks(Path(settings.playbooks_dir))
+        at = parse_at(args.at) if args.at else SystemClock().now()
+    except (PlaybookError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(render_check_report(playbooks, at))
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from bot.db.migrate import upgrade
+    from bot.playbooks.loader import PlaybookError
+    from handlers.app import BOLT, create_web_app
+
+    settings.require_for_serve()
+    if settings.database_url.startswith("sqlite"):
+        upgrade(settings.database_url)  # the embedded store migrates itself
+    try:
+        app = create_web_app(settings)
+    except PlaybookError as exc:
+        raise ConfigError(f"invalid playbooks: {exc}") from None
+    if settings.socket_mode:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        async def socket_mode(app: web.Application):
+            handler = AsyncSocketModeHandler(app[BOLT], settings.slack_app_token.get_secret_value())
+            await handler.connect_async()
+            yield
+            await handler.close_async()
+
+        app.cleanup_ctx.append(socket_mode)
+    log.info("Firebreak listening on %s:%s (%s mode)", settings.host, settings.port,
+             "Socket" if settings.socket_mode else "HTTP")
+    web.run_app(app, host=settings.host, port=settings.port, print=None,
+                access_log=None)
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        from bot.demo import run_demo
+    except ImportError:
+        print(DEMO_PLAN)
+        return 0
+    return run_demo(args)
+
+
+DEMO_PLAN = """firebreak demo — coming with the demo issue. It will start, on 127.0.0.1 only:
+  • the bot (same code as `firebreak serve`) on SQLite in ./demo-data with the sample playbooks/
+  • a local Slack-compatible emulator with a web console to type /incident and /rollback
+  • simulated Render, Railway, Vercel, Heroku, GitHub and PagerDuty endpoints
+Until then: `firebreak playbooks check` and the test suite show what works."""
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        from bot.export.cli import run_export
+    except ImportError:
+        print("export is not available in this build", file=sys.stderr)
+        return 2
+    return asyncio.run(run_export(settings, args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="firebreak", description="Incident and rollback bot for Slack")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the bot (HTTP on $PORT, or Socket Mode)").set_defaults(func=cmd_serve)
+    demo = sub.add_parser("demo", help="the whole product on this machine, no Slack account needed")
+    demo.add_argument("--port", type=int, default=8400, help="port of the web console")
+    demo.add_argument("--data-dir", default="./demo-data")
+    demo.add_argument("--no-browser", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+    playbooks = sub.add_parser("playbooks", help="playbook tools")
+    pb_sub = playbooks.add_subparsers(dest="playbooks_command", required=True)
+    check = pb_sub.add_parser("check", help="validate playbooks and show who would be paged")
+    check.add_argument("--at", help="ISO 8601 time, or 'YYYY-MM-DDTHH:MM Area/City'")
+    check.set_defaults(func=cmd_playbooks_check)
+    export = sub.add_parser("export", help="export an incident's post-mortem")
+    export.add_argument("incident", help="INC-n")
+    export.add_argument("--format", choices=["md", "json", "html", "github"], default="md")
+    export.add_argument("--output", help="file to write (default: standard output)")
+    export.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        _configure_logging(settings)
+        return args.func(settings, args)
+    except ConfigError as exc:
+        print(f"firebreak: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

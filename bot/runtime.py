@@ -1,0 +1,76 @@
+"""Everything a running Firebreak needs, built once and shared by web, workers and handlers."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.db.engine import SessionMaker, create_engine, create_sessionmaker
+from bot.jobs.worker import Worker
+from bot.playbooks.loader import Playbooks, load_playbooks
+from bot.slack.client import make_slack_client
+from bot.slack.effects import SlackEffects
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    sessions: SessionMaker
+    slack: AsyncWebClient
+    playbooks: Playbooks
+    worker: Worker
+    effects: SlackEffects
+    http: aiohttp.ClientSession | None = None
+    extras: dict[str, object] = field(default_factory=dict)
+
+    def runbook_for(self, service: str | None) -> str | None:
+        playbook = self.playbooks.services.get(service) if service else None
+        return playbook.runbook_url if playbook else None
+
+    async def start(self, *, run_workers: bool | None = None) -> None:
+        if self.http is None:
+            self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        if self.settings.run_workers if run_workers is None else run_workers:
+            self.worker.start()
+
+    async def close(self) -> None:
+        await self.worker.stop()
+        if self.http is not None:
+            await self.http.close()
+            self.http = None
+        await self.engine.dispose()
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    playbooks: Playbooks | None = None,
+    slack: AsyncWebClient | None = None,
+) -> Runtime:
+    """Wire the parts together; nothing here touches the network or the database."""
+    clock = clock or SystemClock()
+    engine = create_engine(settings.database_url)
+    sessions = create_sessionmaker(engine)
+    if playbooks is None:
+        playbooks = load_playbooks(Path(settings.playbooks_dir))
+    slack = slack or make_slack_client(settings)
+    worker = Worker(sessions=sessions, clock=clock, poll_seconds=settings.worker_poll_seconds)
+    runtime = Runtime(settings=settings, clock=clock, engine=engine, sessions=sessions,
+                      slack=slack, playbooks=playbooks, worker=worker, effects=None)  # type: ignore[arg-type]
+    runtime.effects = SlackEffects(sessions=sessions, client=slack, settings=settings, clock=clock,
+                                   runbook_for=runtime.runbook_for)
+    for kind, handler in runtime.effects.handlers().items():
+        worker.register(kind, handler)
+    return runtime

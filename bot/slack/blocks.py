@@ -1,0 +1,184 @@
+"""Block Kit builders: pure functions from domain objects to Slack JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.durations import format_duration
+from bot.incidents.models import EventKind, Incident, IncidentState, TimelineEvent
+from bot.playbooks.models import Severity
+from bot.slack.ids import ActionId, BlockId, CallbackId
+from bot.timefmt import utc_and_local
+
+Block = dict[str, Any]
+
+SEVERITY_EMOJI = {"P0": ":red_circle:", "P1": ":large_orange_circle:",
+                  "P2": ":large_yellow_circle:", "P3": ":white_circle:"}
+STATE_EMOJI = {"open": ":rotating_light:", "acknowledged": ":eyes:",
+               "mitigated": ":adhesive_bandage:", "resolved": ":white_check_mark:"}
+SEVERITY_NAMES = {"P0": "Critical", "P1": "High", "P2": "Medium", "P3": "Low"}
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _mrkdwn(text: str) -> Block:
+    return {"type": "mrkdwn", "text": _truncate(text, 3000)}
+
+
+def _person(user_id: str | None) -> str:
+    return f"<@{user_id}>" if user_id else "_unassigned_"
+
+
+def severity_label(severity: str) -> str:
+    return f"{SEVERITY_EMOJI.get(severity, '')} {severity} {SEVERITY_NAMES.get(severity, '')}".strip()
+
+
+def incident_summary_line(incident: Incident) -> str:
+    channel = f" <#{incident.channel_id}>" if incident.channel_id else ""
+    return (f"*{incident.key}* {severity_label(incident.severity.value)} · "
+            f"{STATE_EMOJI[incident.state.value]} {incident.state.value} · {incident.title}{channel}")
+
+
+def severity_options() -> list[Block]:
+    return [
+        {"text": {"type": "plain_text", "text": f"{s.value} — {SEVERITY_NAMES[s.value]}"},
+         "value": s.value}
+        for s in Severity
+    ]
+
+
+def incident_card(incident: Incident, *, now: datetime, zone: ZoneInfo) -> list[Block]:
+    """The pinned card, rebuilt from the incident on every change."""
+    end = incident.resolved_at or now
+    elapsed = format_duration(end - incident.opened_at)
+    state = incident.state.value
+    fields = [
+        _mrkdwn(f"*Severity*\n{severity_label(incident.severity.value)}"),
+        _mrkdwn(f"*State*\n{STATE_EMOJI[state]} {state.capitalize()}"),
+        _mrkdwn(f"*Commander*\n{_person(incident.commander_id)}"),
+        _mrkdwn(f"*Comms* / *Scribe*\n{_person(incident.comms_id)} / {_person(incident.scribe_id)}"),
+        _mrkdwn(f"*Service*\n{incident.service or '—'}"),
+        _mrkdwn(f"*{'Duration' if incident.resolved_at else 'Elapsed'}*\n{elapsed}"),
+    ]
+    times = [f"Opened {utc_and_local(incident.opened_at, zone)} by <@{incident.reporter_id}>"]
+    if incident.acknowledged_at:
+        times.append(f"acknowledged {utc_and_local(incident.acknowledged_at, zone)}"
+                     + (f" by <@{incident.acknowledged_by}>" if incident.acknowledged_by else ""))
+    if incident.mitigated_at:
+        times.append(f"mitigated {utc_and_local(incident.mitigated_at, zone)}")
+    if incident.resolved_at:
+        times.append(f"resolved {utc_and_local(incident.resolved_at, zone)}")
+    blocks: list[Block] = [
+        {"type": "header", "text": {"type": "plain_text", "emoji": True,
+                                    "text": _truncate(f"{incident.key} · {incident.title}", 150)}},
+        {"type": "section", "fields": fields},
+        {"type": "context", "elements": [_mrkdwn(" · ".join(times))]},
+    ]
+    if incident.summary and incident.state == IncidentState.RESOLVED:
+        blocks.append({"type": "section", "text": _mrkdwn(f"*Summary*\n{incident.summary}")})
+    value = str(incident.number)
+    actions: list[Block] = []
+    if incident.state == IncidentState.OPEN:
+        actions.append({"type": "button", "action_id": ActionId.INCIDENT_ACK.value, "style": "primary",
+                        "text": {"type": "plain_text", "text": "Acknowledge"}, "value": value})
+    if incident.state != IncidentState.RESOLVED:
+        actions.append({"type": "button", "action_id": ActionId.INCIDENT_RESOLVE.value,
+                        "text": {"type": "plain_text", "text": "Resolve"}, "value": value,
+                        "confirm": {"title": {"type": "plain_text", "text": "Resolve incident?"},
+                                    "text": _mrkdwn(f"Mark {incident.key} resolved?"),
+                                    "confirm": {"type": "plain_text", "text": "Resolve"},
+                                    "deny": {"type": "plain_text", "text": "Cancel"}}})
+        actions.append({"type": "static_select", "action_id": ActionId.INCIDENT_CHANGE_SEVERITY.value,
+                        "placeholder": {"type": "plain_text", "text": "Change severity"},
+                        "options": severity_options()})
+    if actions:
+        blocks.append({"type": "actions", "block_id": f"incident-{value}", "elements": actions})
+    return blocks
+
+
+def card_fallback_text(incident: Incident) -> str:
+    return f"{incident.key} [{incident.severity.value}, {incident.state.value}] {incident.title}"
+
+
+def channel_topic(incident: Incident) -> str:
+    commander = f" · Commander <@{incident.commander_id}>" if incident.commander_id else ""
+    return _truncate(f"{incident.key} {incident.severity.value} {incident.state.value}: "
+                     f"{incident.title}{commander}", 250)
+
+
+def announcement(incident: Incident) -> list[Block]:
+    return [{"type": "section", "text": _mrkdwn(
+        f":rotating_light: {incident.key} opened — {severity_label(incident.severity.value)}\n"
+        f"*{incident.title}*" + (f" (service `{incident.service}`)" if incident.service else "")
+        + (f"\nJoin <#{incident.channel_id}>" if incident.channel_id else "")
+        + f"\nReported by <@{incident.reporter_id}>")}]
+
+
+EVENT_LINES = {
+    EventKind.ACKNOWLEDGED: ":eyes: {text}",
+    EventKind.SEVERITY_CHANGED: ":arrows_counterclockwise: {text} (by {actor})",
+    EventKind.ROLE_ASSIGNED: ":bust_in_silhouette: {text} (by {actor})",
+    EventKind.MITIGATED: ":adhesive_bandage: Mitigated by {actor}: {text}",
+    EventKind.RESOLVED: ":white_check_mark: Resolved by {actor}: {text}",
+    EventKind.REOPENED: ":leftwards_arrow_with_hook: {text}",
+    EventKind.STATUS_UPDATE: ":mega: *Status update* from {actor}: {text}",
+}
+
+
+def event_line(event: TimelineEvent, incident: Incident) -> str | None:
+    template = EVENT_LINES.get(EventKind(event.kind)) if event.kind in EventKind else None
+    if template is None:
+        return None
+    actor = f"<@{event.actor}>" if event.actor else "Firebreak"
+    return f"{incident.key}: " + template.format(text=event.text, actor=actor)
+
+
+def timeline_text(incident: Incident, events: Sequence[TimelineEvent], zone: ZoneInfo,
+                  *, limit: int = 40) -> str:
+    lines = [f"*Timeline of {incident.key}* — {incident.title}"]
+    shown = list(events)[-limit:]
+    if len(events) > len(shown):
+        lines.append(f"_…{len(events) - len(shown)} earlier events; export for the full timeline_")
+    for event in shown:
+        actor = f" <@{event.actor}>" if event.actor and event.actor.startswith(("U", "W")) else ""
+        lines.append(f"`{utc_and_local(event.occurred_at, zone)}` *{event.kind}*{actor} {event.text}")
+    return _truncate("\n".join(lines), 3000)
+
+
+def incident_list_text(incidents: Sequence[Incident], *, include_resolved: bool) -> str:
+    if not incidents:
+        return "No incidents." if include_resolved else "No open incidents. :tada:"
+    heading = "*All incidents*" if include_resolved else "*Open incidents*"
+    return _truncate("\n".join([heading] + [incident_summary_line(i) for i in incidents]), 3000)
+
+
+def open_incident_modal(services: Sequence[str], *, channel_id: str | None) -> Block:
+    blocks: list[Block] = [
+        {"type": "input", "block_id": BlockId.MODAL_SEVERITY.value,
+         "label": {"type": "plain_text", "text": "Severity"},
+         "element": {"type": "static_select", "action_id": "severity", "options": severity_options(),
+                     "initial_option": severity_options()[2]}},
+        {"type": "input", "block_id": BlockId.MODAL_TITLE.value,
+         "label": {"type": "plain_text", "text": "What is broken?"},
+         "element": {"type": "plain_text_input", "action_id": "title", "max_length": 150}},
+    ]
+    if services:
+        blocks.append(
+            {"type": "input", "block_id": BlockId.MODAL_SERVICE.value, "optional": True,
+             "label": {"type": "plain_text", "text": "Service"},
+             "element": {"type": "static_select", "action_id": "service",
+                         "options": [{"text": {"type": "plain_text", "text": s}, "value": s}
+                                     for s in list(services)[:100]]}})
+    return {
+        "type": "modal", "callback_id": CallbackId.OPEN_INCIDENT_MODAL.value,
+        "title": {"type": "plain_text", "text": "Open an incident"},
+        "submit": {"type": "plain_text", "text": "Open"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": channel_id or "",
+        "blocks": blocks,
+    }

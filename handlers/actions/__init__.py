@@ -1,0 +1,56 @@
+"""Button and select listeners of the incident card."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.db.engine import transaction
+from bot.incidents import service as incidents
+from bot.playbooks.models import Severity
+from bot.runtime import Runtime
+from bot.slack.ids import ActionId
+from handlers.common import Reply, ephemeral, guarded, once
+
+
+async def _card_action(rt: Runtime, body: dict[str, Any], kind: ActionId) -> Reply:
+    action = body["actions"][0]
+    user = body["user"]["id"]
+    number = int(action.get("value") or action.get("block_id", "").rpartition("-")[2]
+                 or body["actions"][0]["block_id"].rpartition("-")[2])
+    now = rt.clock.now()
+    async with transaction(rt.sessions) as session:
+        await once(session, rt, f"action:{body.get('trigger_id')}" if body.get("trigger_id") else None,
+                   kind.value)
+        incident = await incidents.get_incident(session=session, number=number, for_update=True)
+        if kind == ActionId.INCIDENT_ACK:
+            await incidents.acknowledge(session=session, incident=incident, actor=user, now=now,
+                                        via="card")
+            text = f"You acknowledged {incident.key}."
+        elif kind == ActionId.INCIDENT_RESOLVE:
+            await incidents.resolve(session=session, incident=incident, actor=user, now=now)
+            text = f"You resolved {incident.key}."
+        else:
+            severity = Severity(action["selected_option"]["value"])
+            await incidents.change_severity(session=session, incident=incident, severity=severity,
+                                            actor=user, now=now)
+            text = f"{incident.key} is now {severity.value}."
+    rt.worker.wake()
+    return ephemeral(text)
+
+
+def register(app: AsyncApp, rt: Runtime) -> None:
+    for action_id in (ActionId.INCIDENT_ACK, ActionId.INCIDENT_RESOLVE,
+                      ActionId.INCIDENT_CHANGE_SEVERITY):
+        def make(kind: ActionId):
+            async def listener(ack: AsyncAck, body: dict, client) -> None:
+                await ack()
+                reply = await guarded(lambda: _card_action(rt, body, kind))
+                channel = (body.get("channel") or {}).get("id")
+                if channel:
+                    await client.chat_postEphemeral(channel=channel, user=body["user"]["id"],
+                                                    text=reply["text"])
+            return listener
+
+        app.action(action_id.value)(make(action_id))

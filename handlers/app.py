@@ -1,0 +1,49 @@
+"""The Bolt app and its place in the aiohttp application (the composition root)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+
+import handlers
+from bot.config import Settings
+from bot.runtime import Runtime, build_runtime
+from bot.web.app import RUNTIME, create_app
+
+log = logging.getLogger(__name__)
+
+BOLT = web.AppKey("bolt", AsyncApp)
+
+
+def build_bolt_app(rt: Runtime) -> AsyncApp:
+    secret = rt.settings.slack_signing_secret
+    app = AsyncApp(
+        client=rt.slack,
+        signing_secret=secret.get_secret_value() if secret else None,
+        # Ack first, work after: Slack gets its answer while the listener goes on.
+        process_before_response=False,
+        request_verification_enabled=not rt.settings.socket_mode,
+        logger=logging.getLogger("firebreak.bolt"),
+    )
+    handlers.register(app, rt)
+    return app
+
+
+async def slack_events(request: web.Request) -> web.Response:
+    bolt = request.app[BOLT]
+    return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
+
+
+def create_web_app(settings: Settings, **runtime_options) -> web.Application:
+    """The full application of ``firebreak serve``: web routes plus Slack at /slack/events."""
+    rt = build_runtime(settings, **runtime_options)
+    app = create_app(rt)
+    app[BOLT] = build_bolt_app(rt)
+    app.router.add_post("/slack/events", slack_events)
+    return app
+
+
+__all__ = ["BOLT", "RUNTIME", "build_bolt_app", "create_web_app"]

@@ -1,0 +1,116 @@
+"""``/incident``: parse, call the incident service, reply."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.db.engine import transaction
+from bot.incidents import service as incidents
+from bot.incidents.commands import Command, UsageError, help_text
+from bot.runtime import Runtime
+from bot.slack import blocks
+from bot.slack.effects import provision_key
+from handlers.common import Reply, ephemeral, guarded, once
+
+# Subcommands that other parts of Firebreak add (escalation, export, …) register here.
+EXTRA_SUBCOMMANDS: dict[str, Any] = {}
+
+
+async def run_incident_command(rt: Runtime, command: Command, body: dict[str, Any]) -> Reply:
+    user = body["user_id"]
+    channel = body.get("channel_id")
+    delivery = f"trigger:{body['trigger_id']}" if body.get("trigger_id") else None
+    now = rt.clock.now()
+
+    if command.name == "open":
+        return await open_from_command(rt, command, user=user, delivery=delivery)
+    if command.name == "help":
+        return ephemeral(help_text())
+    if command.name == "list":
+        async with rt.sessions() as session:
+            found = await incidents.list_incidents(session=session,
+                                                   include_resolved=command.include_all)
+        return ephemeral(blocks.incident_list_text(found, include_resolved=command.include_all))
+    if command.name == "timeline":
+        async with rt.sessions() as session:
+            incident = await incidents.resolve_target(session=session, number=command.incident,
+                                                      channel_id=channel)
+            events = await incidents.timeline(session=session, incident=incident)
+        return ephemeral(blocks.timeline_text(incident, events, rt.settings.display_zone))
+    if command.name in EXTRA_SUBCOMMANDS:
+        return await EXTRA_SUBCOMMANDS[command.name](rt, command, body)
+
+    async with transaction(rt.sessions) as session:
+        await once(session, rt, delivery, command.name)
+        incident = await incidents.resolve_target(session=session, number=command.incident,
+                                                  channel_id=channel, for_update=True)
+        if command.name == "ack":
+            await incidents.acknowledge(session=session, incident=incident, actor=user, now=now)
+            reply = f"You acknowledged {incident.key}; escalation stops."
+        elif command.name == "sev":
+            await incidents.change_severity(session=session, incident=incident,
+                                            severity=command.severity, actor=user, now=now)
+            reply = f"{incident.key} is now {command.severity.value}."
+        elif command.name == "assign":
+            await incidents.assign_role(session=session, incident=incident, role=command.role,
+                                        user_id=command.user, actor=user, now=now)
+            reply = f"<@{command.user}> is now {command.role.value} of {incident.key}."
+        elif command.name == "note":
+            await incidents.add_note(session=session, incident=incident, text=command.text,
+                                     actor=user, now=now)
+            reply = f"Noted on the timeline of {incident.key}."
+        elif command.name == "status":
+            await incidents.post_status(session=session, incident=incident, text=command.text,
+                                        actor=user, now=now)
+            reply = f"Status update posted for {incident.key}."
+        elif command.name == "mitigated":
+            await incidents.mitigate(session=session, incident=incident, actor=user, now=now,
+                                     text=command.text)
+            reply = f"{incident.key} marked mitigated."
+        elif command.name == "resolve":
+            await incidents.resolve(session=session, incident=incident, actor=user, now=now,
+                                    summary=command.text)
+            reply = f"{incident.key} resolved. Export the post-mortem with `/incident export`."
+        elif command.name == "reopen":
+            await incidents.reopen(session=session, incident=incident, actor=user, now=now)
+            reply = f"{incident.key} reopened."
+        else:
+            raise UsageError(f"`{command.name}` is not available in this installation.",
+                             "/incident help")
+    rt.worker.wake()
+    return ephemeral(reply)
+
+
+async def open_from_command(rt: Runtime, command: Command, *, user: str,
+                            delivery: str | None) -> Reply:
+    if command.service and command.service not in rt.playbooks.services:
+        known = ", ".join(sorted(rt.playbooks.services)) or "none configured"
+        raise UsageError(f"There is no service `{command.service}` (known: {known}).",
+                         "/incident open P0|P1|P2|P3 <title> [service:<name>]")
+    async with transaction(rt.sessions) as session:
+        result = await incidents.open_incident(
+            session=session, severity=command.severity, title=command.text, reporter_id=user,
+            service=command.service, now=rt.clock.now(), delivery_key=delivery)
+    incident = result.incident
+    if not incident.is_provisioned:
+        # Set the channel up now rather than on the worker's next poll; if another
+        # worker already holds the job this returns at once and it finishes there.
+        await rt.worker.run_job_by_key(provision_key(incident.id))
+    rt.worker.wake()
+    async with rt.sessions() as session:
+        incident = await incidents.get_incident(session=session, number=incident.number)
+    return ephemeral(open_reply(incident, created=result.created))
+
+
+def open_reply(incident: Any, *, created: bool) -> str:
+    where = f" in <#{incident.channel_id}>" if incident.channel_id else ""
+    verb = "opened" if created else "is open"
+    text = f":rotating_light: {incident.key} {verb}{where}: {incident.title} ({incident.severity.value})"
+    if incident.setup_error:
+        text += (f"\n:warning: {incident.setup_error}. The incident is recorded; Firebreak keeps "
+                 "retrying the Slack set-up (or run the same `/incident open` again to retry now).")
+    return text
+
+
+async def handle_incident(rt: Runtime, command: Command, body: dict[str, Any]) -> Reply:
+    return await guarded(lambda: run_incident_command(rt, command, body))

@@ -1,0 +1,80 @@
+"""Events API listeners: pinned and :pushpin:-ed messages join the timeline."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.db.engine import transaction
+from bot.incidents import service as incidents
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+async def _fetch_message(client, channel: str, ts: str) -> dict[str, Any] | None:
+    history = await client.conversations_history(channel=channel, latest=ts, inclusive=True, limit=1)
+    for message in history.get("messages", []):
+        if message.get("ts") == ts:
+            return message
+    replies = await client.conversations_replies(channel=channel, ts=ts, limit=1)
+    for message in replies.get("messages", []):
+        if message.get("ts") == ts:
+            return message
+    return None
+
+
+async def add_pinned(rt: Runtime, *, channel: str, message: dict[str, Any], pinned_by: str | None,
+                     via: str, bot_user_id: str | None) -> None:
+    if message.get("bot_id") or (bot_user_id and message.get("user") == bot_user_id):
+        return  # the bot's own card and notices are already on the timeline
+    async with transaction(rt.sessions) as session:
+        incident = await incidents.find_by_channel(session=session, channel_id=channel)
+        if incident is None:
+            return
+        await incidents.record_pinned_message(
+            session=session, incident=incident, channel_id=channel, message_ts=message["ts"],
+            author=message.get("user"), text=message.get("text", ""), pinned_by=pinned_by,
+            now=rt.clock.now(), via=via)
+
+
+def register(app: AsyncApp, rt: Runtime) -> None:
+    @app.event("pin_added")
+    async def pin_added(event: dict, client, context) -> None:
+        item = event.get("item") or {}
+        channel = event.get("channel_id") or item.get("channel")
+        message = item.get("message")
+        if not channel:
+            return
+        if message is None and item.get("message", {}).get("ts"):
+            message = await _fetch_message(client, channel, item["message"]["ts"])
+        if message:
+            await add_pinned(rt, channel=channel, message=message, pinned_by=event.get("user"),
+                             via="pin", bot_user_id=context.get("bot_user_id"))
+
+    @app.event("reaction_added")
+    async def reaction_added(event: dict, client, context) -> None:
+        if event.get("reaction") != "pushpin":
+            return
+        item = event.get("item") or {}
+        if item.get("type") != "message":
+            return
+        message = await _fetch_message(client, item["channel"], item["ts"])
+        if message:
+            await add_pinned(rt, channel=item["channel"], message=message,
+                             pinned_by=event.get("user"), via="pushpin",
+                             bot_user_id=context.get("bot_user_id"))
+
+    @app.event("pin_removed")
+    async def ignore_unpins() -> None:  # an unpin does not erase history
+        return
+
+    @app.event("reaction_removed")
+    async def ignore_reaction_removed() -> None:
+        return
+
+    @app.event("message")
+    async def ignore_messages() -> None:
+        return

@@ -1,0 +1,27 @@
+"""Shared fixtures: databases (SQLite and PostgreSQL), the fake Slack, the bot under test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.db.migrate import upgrade_async
+from tests.support.databases import create_pg_database, drop_pg_database, pg_url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(request, tmp_path) -> AsyncIterator[str]:
+    """A migrated, empty database of each kind."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'firebreak.db'}"
+        await upgrade_async(url)
+        yield url
+        return
+    name = await create_pg_database()
+    try:
+        url = pg_url(name)
+        await upgrade_async(url)
+        yield url
+    finally:
+        await drop_pg_database(name)

@@ -1,0 +1,48 @@
+"""Databases for tests: a fresh SQLite file, or a fresh PostgreSQL database per test.
+
+PostgreSQL is at ``$FIREBREAK_TEST_PG`` (default 127.0.0.1:5432, trust auth). In CI
+(``CI=true``) an unreachable PostgreSQL fails the run; elsewhere its tests skip
+with a message saying why.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import asyncpg
+import pytest
+
+PG_ADMIN_DSN = os.environ.get("FIREBREAK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_server_dsn(database: str) -> str:
+    base, _, _ = PG_ADMIN_DSN.rpartition("/")
+    return f"{base}/{database}"
+
+
+async def create_pg_database() -> str:
+    name = f"fb_test_{uuid.uuid4().hex[:12]}"
+    try:
+        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        if os.environ.get("CI"):
+            raise RuntimeError(f"PostgreSQL is required in CI but unreachable: {exc}") from exc
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_DSN} ({exc}); set FIREBREAK_TEST_PG")
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return name
+
+
+async def drop_pg_database(name: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def pg_url(name: str) -> str:
+    return _pg_server_dsn(name).replace("postgresql://", "postgresql+asyncpg://", 1)
