@@ -1,0 +1,192 @@
+"""Opsgenie Alert API pager for ``opsgenie:<team>`` targets.
+
+Alerts are created with ``alias = firebreak-INC-<n>``: Opsgenie de-duplicates an
+open alert with the same alias, so repeated pages (retries, later escalation
+levels) only raise its count, and acknowledge/close address it by alias.
+Opsgenie processes alert requests asynchronously: 202 means *accepted*, with a
+``requestId`` whose outcome can be read at ``/v2/alerts/requests/{requestId}``.
+
+Field limits from Opsgenie's Alert API documentation are applied here
+(truncated, never refused): message 130, alias 512, description 15,000,
+source/user 100, note 25,000, entity 512, 20 tags of 50, details 8,000 in total.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+from urllib.parse import quote
+
+import aiohttp
+from pydantic import SecretStr
+
+from bot.pagers.base import PagerError, PageRequest, PageResult, split_target, truncate
+from bot.pagers.http import HttpAnswer, RetryPolicy, post_json
+
+MESSAGE_LIMIT = 130
+ALIAS_LIMIT = 512
+DESCRIPTION_LIMIT = 15_000
+SOURCE_LIMIT = 100
+USER_LIMIT = 100
+NOTE_LIMIT = 25_000
+ENTITY_LIMIT = 512
+TAG_LIMIT = 50
+TAGS_MAX = 20
+DETAILS_TOTAL_LIMIT = 8_000
+
+SOURCE = "Firebreak"
+
+PRIORITY_MAP: Mapping[str, str] = {"P0": "P1", "P1": "P2", "P2": "P3", "P3": "P4"}
+
+
+def build_alert(team: str, request: PageRequest) -> dict[str, Any]:
+    """The ``POST /v2/alerts`` body for paging ``team`` about the incident of ``request``."""
+    lines = [
+        f"{request.incident_ref} ({request.severity}): {request.incident_title}",
+        f"Escalation level {request.level + 1}" + (f", repeat {request.repeat + 1}" if request.repeat else ""),
+    ]
+    if request.message:
+        lines.append(request.message)
+    channel_url = request.channel_url
+    if channel_url:
+        lines.append(f"Incident channel: {channel_url}")
+    details = {
+        "incident": request.incident_ref,
+        "severity": request.severity,
+        "escalation_level": str(request.level + 1),
+    }
+    if channel_url:
+        details["incident_channel"] = channel_url
+    tags = ["firebreak", request.incident_ref, request.severity]
+    return {
+        "message": truncate(f"[{request.incident_ref}][{request.severity}] {request.incident_title}", MESSAGE_LIMIT),
+        "alias": truncate(request.dedup_key, ALIAS_LIMIT, ellipsis=""),
+        "description": truncate("\n".join(lines), DESCRIPTION_LIMIT),
+        "priority": PRIORITY_MAP[request.severity],
+        "responders": [{"name": team, "type": "team"}],
+        "source": SOURCE,
+        "entity": truncate(request.incident_ref, ENTITY_LIMIT),
+        "tags": [truncate(tag, TAG_LIMIT) for tag in tags][:TAGS_MAX],
+        "details": _fit_details(details),
+    }
+
+
+def _fit_details(details: dict[str, str]) -> dict[str, str]:
+    """Drop trailing entries until keys plus values fit Opsgenie's 8,000-character limit."""
+    fitted: dict[str, str] = {}
+    used = 0
+    for key, value in details.items():
+        size = len(key) + len(value)
+        if used + size > DETAILS_TOTAL_LIMIT:
+            break
+        fitted[key] = value
+        used += size
+    return fitted
+
+
+def build_action_body(action: str, request: PageRequest) -> dict[str, Any]:
+    """The body of ``acknowledge`` / ``close``: ``{source, user?, note}``."""
+    verb = "Acknowledged" if action == "acknowledge" else "Closed"
+    who = f" by {request.actor}" if request.actor else ""
+    body: dict[str, Any] = {
+        "source": SOURCE,
+        "note": truncate(f"{verb}{who} in Firebreak ({request.incident_ref})", NOTE_LIMIT),
+    }
+    if request.actor:
+        body["user"] = truncate(request.actor, USER_LIMIT)
+    return body
+
+
+def _error_message(answer: HttpAnswer) -> str:
+    message = answer.get("message")
+    errors = answer.get("errors")
+    parts = [str(message)] if message else []
+    if isinstance(errors, dict) and errors:
+        parts.append("; ".join(f"{k}: {v}" for k, v in errors.items()))
+    if not parts and isinstance(answer.body, str) and answer.body:
+        parts.append(truncate(answer.body, 300))
+    return ": ".join(parts) or "no message"
+
+
+class OpsgeniePager:
+    """Creates, acknowledges and closes Opsgenie alerts for a responder team."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        api_url: str,
+        api_key: SecretStr | None,
+        *,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._session = session
+        self._api_url = api_url.rstrip("/")
+        self._api_key = api_key
+        self._retry = retry or RetryPolicy()
+
+    def _team(self, target: str) -> str:
+        kind, team = split_target(target)
+        if kind != "opsgenie":
+            raise PagerError(f"{target!r} is not an opsgenie: target", transient=False, target=target)
+        return team
+
+    def _headers(self, target: str) -> dict[str, str]:
+        if self._api_key is None:
+            raise PagerError(
+                f"cannot page {target!r}: set OPSGENIE_API_KEY", transient=False, target=target
+            )
+        return {"Authorization": f"GenieKey {self._api_key.get_secret_value()}"}
+
+    async def _post(
+        self, target: str, path: str, body: Mapping[str, Any], params: Mapping[str, str] | None = None
+    ) -> HttpAnswer:
+        headers = self._headers(target)
+        try:
+            answer = await post_json(
+                self._session,
+                self._api_url + path,
+                body,
+                provider="Opsgenie",
+                policy=self._retry,
+                headers=headers,
+                params=params,
+            )
+        except PagerError as exc:
+            exc.target = target
+            raise
+        if answer.status in (200, 201, 202):
+            return answer
+        raise PagerError(
+            f"Opsgenie refused the request for {target!r} (HTTP {answer.status}): {_error_message(answer)}",
+            transient=False,
+            target=target,
+        )
+
+    async def page(self, target: str, request: PageRequest) -> PageResult:
+        body = build_alert(self._team(target), request)
+        answer = await self._post(target, "/v2/alerts", body)
+        ids = {"alias": body["alias"]}
+        request_id = answer.get("requestId")
+        if request_id:
+            ids["request_id"] = str(request_id)
+        return PageResult(
+            target=target,
+            delivered=True,
+            detail=str(answer.get("result") or "Request will be processed"),
+            provider_ids=ids,
+        )
+
+    async def _alert_action(self, target: str, action: str, request: PageRequest) -> None:
+        self._team(target)
+        alias = quote(truncate(request.dedup_key, ALIAS_LIMIT, ellipsis=""), safe="")
+        await self._post(
+            target,
+            f"/v2/alerts/{alias}/{action}",
+            build_action_body(action, request),
+            params={"identifierType": "alias"},
+        )
+
+    async def acknowledge(self, target: str, request: PageRequest) -> None:
+        await self._alert_action(target, "acknowledge", request)
+
+    async def resolve(self, target: str, request: PageRequest) -> None:
+        await self._alert_action(target, "close", request)
