@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.db.engine import SessionMaker, create_engine, create_sessionmaker
 from bot.jobs.worker import Worker
 from bot.playbooks.loader import Playbooks, load_playbooks
+from bot.plugins import concern_installers
 from bot.slack.client import make_slack_client
 from bot.slack.effects import SlackEffects
 
@@ -73,4 +74,7 @@ def build_runtime(
                                    runbook_for=runtime.runbook_for)
     for kind, handler in runtime.effects.handlers().items():
         worker.register(kind, handler)
+    for concern in concern_installers():
+        if hasattr(concern, "install"):
+            concern.install(runtime)
     return runtime

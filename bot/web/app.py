@@ -1,22 +1,22 @@
 """aiohttp application factory: health routes and the runtime's lifecycle.
 
 Slack's endpoint is mounted by ``handlers.app`` so that this package stays free
-of slack_bolt; other concerns add their routes through ``ROUTE_INSTALLERS``.
+of slack_bolt; other concerns add their routes through ``bot/<concern>/install.py``
+(see ``bot.plugins``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from bot.db.engine import database_ready
+from bot.plugins import concern_installers
 from bot.runtime import Runtime
 
 RUNTIME = web.AppKey("runtime", Runtime)
 
-# Callables (app, runtime) -> None that add routes (web pages, metrics, …).
-ROUTE_INSTALLERS: list[Callable[[web.Application, Runtime], None]] = []
 
 MAX_BODY = 1024 * 1024  # Slack payloads are far smaller; refuse anything bigger (413)
 
@@ -44,6 +44,7 @@ def create_app(rt: Runtime) -> web.Application:
     app.cleanup_ctx.append(runtime_context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    for install in ROUTE_INSTALLERS:
-        install(app, rt)
+    for concern in concern_installers():
+        if hasattr(concern, "install_routes"):
+            concern.install_routes(app, rt)
     return app

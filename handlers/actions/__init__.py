@@ -10,6 +10,7 @@ from bot.db.engine import transaction
 from bot.incidents import service as incidents
 from bot.playbooks.models import Severity
 from bot.runtime import Runtime
+from handlers.discovery import register_submodules
 from bot.slack.ids import ActionId
 from handlers.common import Reply, ephemeral, guarded, once
 
@@ -41,6 +42,7 @@ async def _card_action(rt: Runtime, body: dict[str, Any], kind: ActionId) -> Rep
 
 
 def register(app: AsyncApp, rt: Runtime) -> None:
+    register_submodules(__name__, __path__, app, rt)
     for action_id in (ActionId.INCIDENT_ACK, ActionId.INCIDENT_RESOLVE,
                       ActionId.INCIDENT_CHANGE_SEVERITY):
         def make(kind: ActionId):

@@ -6,11 +6,13 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.incidents.commands import UsageError, help_text, parse_incident_command
 from bot.runtime import Runtime
+from handlers.discovery import register_submodules
 from bot.slack import blocks
 from handlers.commands.incident import handle_incident
 
 
 def register(app: AsyncApp, rt: Runtime) -> None:
+    register_submodules(__name__, __path__, app, rt)
     @app.command("/incident")
     async def incident_command(ack: AsyncAck, body: dict, respond: AsyncRespond, client) -> None:
         # Cheap checks answer in the ack itself; everything else runs after it.

@@ -10,6 +10,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.db.engine import transaction
 from bot.incidents import service as incidents
 from bot.runtime import Runtime
+from handlers.discovery import register_submodules
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ async def add_pinned(rt: Runtime, *, channel: str, message: dict[str, Any], pinn
 
 
 def register(app: AsyncApp, rt: Runtime) -> None:
+    register_submodules(__name__, __path__, app, rt)
     @app.event("pin_added")
     async def pin_added(event: dict, client, context) -> None:
         item = event.get("item") or {}

@@ -8,12 +8,14 @@ from bot.incidents.commands import Command
 from bot.incidents.models import TITLE_MAX
 from bot.playbooks.models import Severity
 from bot.runtime import Runtime
+from handlers.discovery import register_submodules
 from bot.slack.ids import BlockId, CallbackId
 from handlers.commands.incident import open_from_command
 from handlers.common import guarded
 
 
 def register(app: AsyncApp, rt: Runtime) -> None:
+    register_submodules(__name__, __path__, app, rt)
     @app.view(CallbackId.OPEN_INCIDENT_MODAL.value)
     async def open_incident_submitted(ack: AsyncAck, body: dict, view: dict, client) -> None:
         values = view["state"]["values"]
