@@ -25,3 +25,16 @@ async def database_url(request, tmp_path) -> AsyncIterator[str]:
         yield url
     finally:
         await drop_pg_database(name)
+
+
+@pytest.fixture
+async def bed(database_url):
+    """The bot over HTTP against the fake Slack, on each database (see tests/support/bed.py)."""
+    from tests.support.bed import start_bed, stop_bed
+
+    test_bed = await start_bed(database_url)
+    try:
+        yield test_bed
+    finally:
+        await stop_bed(test_bed)
+    assert not test_bed.emu.violations, test_bed.emu.violations

@@ -131,7 +131,7 @@ EVENT_LINES = {
 
 
 def event_line(event: TimelineEvent, incident: Incident) -> str | None:
-    template = EVENT_LINES.get(EventKind(event.kind)) if event.kind in EventKind else None
+    template = EVENT_LINES.get(event.kind)  # StrEnum keys match plain strings
     if template is None:
         return None
     actor = f"<@{event.actor}>" if event.actor else "Firebreak"

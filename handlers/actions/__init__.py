@@ -46,13 +46,11 @@ def register(app: AsyncApp, rt: Runtime) -> None:
     for action_id in (ActionId.INCIDENT_ACK, ActionId.INCIDENT_RESOLVE,
                       ActionId.INCIDENT_CHANGE_SEVERITY):
         def make(kind: ActionId):
-            async def listener(ack: AsyncAck, body: dict, client) -> None:
+            async def listener(ack: AsyncAck, body: dict, respond) -> None:
                 await ack()
                 reply = await guarded(lambda: _card_action(rt, body, kind))
-                channel = (body.get("channel") or {}).get("id")
-                if channel:
-                    await client.chat_postEphemeral(channel=channel, user=body["user"]["id"],
-                                                    text=reply["text"])
+                # The response URL reaches the clicker even outside the channel's members.
+                await respond(replace_original=False, **reply)
             return listener
 
         app.action(action_id.value)(make(action_id))

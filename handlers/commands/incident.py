@@ -6,7 +6,7 @@ from typing import Any
 
 from bot.db.engine import transaction
 from bot.incidents import service as incidents
-from bot.incidents.commands import Command, UsageError, help_text
+from bot.incidents.commands import USAGE, Command, UsageError, help_text
 from bot.runtime import Runtime
 from bot.slack import blocks
 from bot.slack.effects import provision_key
@@ -113,4 +113,11 @@ def open_reply(incident: Any, *, created: bool) -> str:
 
 
 async def handle_incident(rt: Runtime, command: Command, body: dict[str, Any]) -> Reply:
-    return await guarded(lambda: run_incident_command(rt, command, body))
+    async def run() -> Reply:
+        try:
+            return await run_incident_command(rt, command, body)
+        except incidents.IncidentNotFound as exc:
+            raise UsageError(f"{exc} (`/incident list` shows the open ones)",
+                             USAGE.get(command.name, USAGE["help"])) from None
+
+    return await guarded(run)

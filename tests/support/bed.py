@@ -1,0 +1,172 @@
+"""The end-to-end test bed: the real bot app over HTTP, the fake Slack, a manual clock.
+
+Requests go in through ``POST /slack/events`` signed like Slack signs them; the
+bot talks to the fake Slack through the real ``slack_sdk`` client; every Web API
+call is checked against Slack's OpenAPI spec.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+from aiohttp.test_utils import TestServer
+
+from bot.clock import ManualClock
+from bot.config import Settings
+from bot.emulator import SlackEmulator
+from bot.runtime import Runtime
+from handlers.app import create_web_app
+from bot.web.app import RUNTIME
+from tests.support.signing import event_body, sign
+from tests.support.slack_openapi import slack_openapi_validator
+
+REPO = Path(__file__).resolve().parents[2]
+SIGNING_SECRET = "bed-signing-secret-0123456789"
+BOT_TOKEN = "xoxb-bed-token-0123456789"
+REPORTER = "U024BE7LH"  # ava, first in the sample rotation
+GENERAL = "C0GENERAL"
+ANNOUNCE = "C0ANNOUNCE"
+
+
+@dataclass
+class Sent:
+    status: int
+    body: str
+    response_url: str | None = None
+
+    @property
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.body) if self.body else {}
+
+
+class Bed:
+    def __init__(self, *, emu: SlackEmulator, server: TestServer, http: aiohttp.ClientSession,
+                 clock: ManualClock) -> None:
+        self.emu = emu
+        self.server = server
+        self.http = http
+        self.clock = clock
+        self._events = 0
+
+    @property
+    def rt(self) -> Runtime:
+        return self.server.app[RUNTIME]
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("/slack/events"))
+
+    async def post(self, body: str, *, content_type: str, headers: dict[str, str] | None = None,
+                   signed: bool = True, timestamp: int | None = None) -> Sent:
+        all_headers = {"Content-Type": content_type}
+        if signed:
+            all_headers.update(sign(SIGNING_SECRET, body, timestamp))
+        all_headers.update(headers or {})
+        async with self.http.post(self.url, data=body.encode(), headers=all_headers) as resp:
+            return Sent(resp.status, await resp.text())
+
+    async def command(self, text: str, *, user: str = REPORTER, channel: str = GENERAL,
+                      command: str = "/incident", trigger_id: str | None = None) -> Sent:
+        fields = self.emu.slash_command(user, channel, command, text)
+        if trigger_id is not None:
+            fields["trigger_id"] = trigger_id
+        sent = await self.post(urlencode(fields), content_type="application/x-www-form-urlencoded")
+        sent.response_url = fields["response_url"]
+        return sent
+
+    async def reply(self, sent: Sent, *, timeout: float = 10) -> dict[str, Any]:
+        """What the bot posted to the command's response_url (after its ack)."""
+        await self.wait_for(lambda: self._posts_for(sent), timeout=timeout)
+        return self._posts_for(sent)[-1]
+
+    def _posts_for(self, sent: Sent) -> list[dict[str, Any]]:
+        token = (sent.response_url or "").rsplit("/", 1)[-1]
+        return [post.payload for post in self.emu.response_url_posts if post.token == token]
+
+    async def run_command(self, text: str, **kwargs: Any) -> str:
+        """Send a command and return the text the user finally sees (ack or reply)."""
+        sent = await self.command(text, **kwargs)
+        assert sent.status == 200, sent
+        if sent.body and sent.json.get("text"):
+            return sent.json["text"]
+        return (await self.reply(sent))["text"]
+
+    async def interact(self, payload: dict[str, Any], **kwargs: Any) -> Sent:
+        return await self.post(urlencode({"payload": json.dumps(payload)}),
+                               content_type="application/x-www-form-urlencoded", **kwargs)
+
+    async def click(self, *, user: str, channel: str, message_ts: str, action_id: str,
+                    value: str | None = None, selected: str | None = None) -> Sent:
+        payload = self.emu.block_action(user, channel, message_ts, action_id, value=value)
+        if selected is not None:
+            payload["actions"][0]["selected_option"] = {
+                "text": {"type": "plain_text", "text": selected}, "value": selected}
+        return await self.interact(payload)
+
+    async def event(self, event: dict[str, Any], *, event_id: str | None = None,
+                    retry_num: int | None = None) -> Sent:
+        self._events += 1
+        body = event_body(event, event_id=event_id or f"Ev{self._events:08d}")
+        headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"} \
+            if retry_num else None
+        return await self.post(body, content_type="application/json", headers=headers)
+
+    async def wait_for(self, condition: Callable[[], Any], *, timeout: float = 10) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = condition()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError("condition not met in time")
+            await asyncio.sleep(0.01)
+
+    async def run_jobs(self) -> int:
+        return await self.rt.worker.run_due()
+
+    def incident_channel(self, number: int):
+        prefix = f"inc-{number}-"
+        return next((c for c in self.emu.workspace.channels.values()
+                     if c.name.startswith(prefix) or c.name == f"inc-{number}"), None)
+
+    def card(self, channel_id: str):
+        """The pinned incident card (the bot's first pin in the channel)."""
+        return self.emu.pins(channel_id)[0]
+
+
+def bed_settings(database_url: str, emu: SlackEmulator, **overrides: Any) -> Settings:
+    values: dict[str, Any] = dict(
+        slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=emu.api_url, database_url=database_url,
+        playbooks_dir=str(REPO / "playbooks"), announce_channel=ANNOUNCE,
+        display_timezone="America/New_York", run_workers=False,
+    )
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+async def start_bed(database_url: str, *, settings_overrides: dict[str, Any] | None = None,
+                    clock: ManualClock | None = None):
+    emu = SlackEmulator(bot_token=BOT_TOKEN, validator=slack_openapi_validator())
+    await emu.start()
+    clock = clock or ManualClock()
+    settings = bed_settings(database_url, emu, **(settings_overrides or {}))
+    app = create_web_app(settings, clock=clock)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    http = aiohttp.ClientSession()
+    return Bed(emu=emu, server=server, http=http, clock=clock)
+
+
+async def stop_bed(bed: Bed) -> None:
+    await bed.http.close()
+    await bed.server.close()
+    await bed.emu.stop()
