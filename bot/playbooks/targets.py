@@ -19,6 +19,7 @@ PagerDuty names are lower-cased because routing keys are looked up that way).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -141,7 +142,7 @@ class Target:
         return {"type": "string", "pattern": rf"^({'|'.join(TargetKind)}):.+$"}
 
 
-def require_kinds(*kinds: TargetKind) -> Any:
+def require_kinds(*kinds: TargetKind) -> Callable[[Target], Target]:
     """An after-validator accepting only targets of the given kinds."""
     allowed = " or ".join(f"'{kind}:'" for kind in kinds)
 
