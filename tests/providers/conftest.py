@@ -1,0 +1,39 @@
+"""Fixtures of the provider tests: one aiohttp session, a manual clock, retry
+policies that never really sleep (their waits are recorded instead)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from bot.clock import ManualClock
+from bot.providers.http import RetryPolicy
+
+
+class RecordedSleeps(list[float]):
+    async def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def sleeps() -> RecordedSleeps:
+    return RecordedSleeps()
+
+
+@pytest.fixture
+def retry(sleeps: RecordedSleeps) -> RetryPolicy:
+    """Up to 4 attempts, waits recorded not slept, 0.5 s per request."""
+    return RetryPolicy.for_tests(sleep=sleeps, timeout=0.5)
