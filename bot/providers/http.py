@@ -28,7 +28,12 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence, TypeVar
 import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from bot.providers.base import AmbiguousTriggerError, ProviderRejected, ProviderUnavailable
+from bot.providers.base import (
+    AmbiguousTriggerError,
+    ProviderNotConfigured,
+    ProviderRejected,
+    ProviderUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +247,32 @@ class ProviderHttp:
         self.policy = policy or RetryPolicy()
         self.token_env = token_env
         self._secrets = [s for s in secrets if s]
+
+    @classmethod
+    def with_token(
+        cls,
+        session: aiohttp.ClientSession,
+        *,
+        provider: str,
+        display_name: str,
+        base_url: str,
+        token: Any,
+        token_env: str,
+        policy: RetryPolicy | None = None,
+        auth: Callable[[str], Mapping[str, str]] = lambda secret: {"Authorization": f"Bearer {secret}"},
+        headers: Mapping[str, str] | None = None,
+    ) -> "ProviderHttp":
+        """A client authenticated with ``token`` (a SecretStr or str); refuses a missing one."""
+        secret = token.get_secret_value() if hasattr(token, "get_secret_value") else token
+        if not secret:
+            raise ProviderNotConfigured(
+                f"{display_name} is not configured: set {token_env}.", provider=display_name
+            )
+        return cls(
+            session, provider=provider, display_name=display_name, base_url=base_url,
+            headers={**auth(secret), "Accept": "application/json", **(headers or {})},
+            policy=policy, token_env=token_env, secrets=[secret],
+        )
 
     # -- public
 

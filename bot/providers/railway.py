@@ -23,7 +23,6 @@ from bot.playbooks.models import RailwayConfig
 from bot.providers.base import (
     Deploy,
     InvalidTarget,
-    ProviderNotConfigured,
     ProviderRejected,
     ProviderUnavailable,
     RollbackHandle,
@@ -117,20 +116,13 @@ class RailwayProvider:
         retry: RetryPolicy | None = None,
         token_kind: Literal["account", "project"] = "account",
     ) -> None:
-        secret = token.get_secret_value() if isinstance(token, SecretStr) else token
-        if not secret:
-            raise ProviderNotConfigured("Railway is not configured: set RAILWAY_API_TOKEN.", provider=self.display_name)
         self.clock = clock or SystemClock()
-        auth = {"Authorization": f"Bearer {secret}"} if token_kind == "account" else {"Project-Access-Token": secret}
-        self.http = ProviderHttp(
-            session,
-            provider=self.type,
-            display_name=self.display_name,
-            base_url=api_url,
-            headers={**auth, "Content-Type": "application/json", "Accept": "application/json"},
-            policy=retry,
-            token_env="RAILWAY_API_TOKEN",
-            secrets=[secret],
+        self.http = ProviderHttp.with_token(
+            session, provider=self.type, display_name=self.display_name, base_url=api_url,
+            token=token, token_env="RAILWAY_API_TOKEN", policy=retry,
+            headers={"Content-Type": "application/json"},
+            auth=(lambda s: {"Authorization": f"Bearer {s}"}) if token_kind == "account"
+            else (lambda s: {"Project-Access-Token": s}),
         )
 
     @classmethod

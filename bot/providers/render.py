@@ -18,7 +18,6 @@ from bot.clock import Clock, SystemClock
 from bot.playbooks.models import RenderConfig
 from bot.providers.base import (
     Deploy,
-    ProviderNotConfigured,
     RollbackHandle,
     RollbackPlan,
     RollbackProgress,
@@ -57,19 +56,10 @@ class RenderProvider:
         clock: Clock | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
-        if not key:
-            raise ProviderNotConfigured("Render is not configured: set RENDER_API_KEY.", provider=self.display_name)
         self.clock = clock or SystemClock()
-        self.http = ProviderHttp(
-            session,
-            provider=self.type,
-            display_name=self.display_name,
-            base_url=api_url,
-            headers={"Authorization": f"Bearer {key}", "Accept": "application/json"},
-            policy=retry,
-            token_env="RENDER_API_KEY",
-            secrets=[key],
+        self.http = ProviderHttp.with_token(
+            session, provider=self.type, display_name=self.display_name, base_url=api_url,
+            token=api_key, token_env="RENDER_API_KEY", policy=retry,
         )
 
     @classmethod

@@ -23,7 +23,6 @@ from bot.playbooks.models import VercelConfig
 from bot.providers.base import (
     CLOCK_SKEW,
     Deploy,
-    ProviderNotConfigured,
     RollbackHandle,
     RollbackPlan,
     RollbackProgress,
@@ -55,19 +54,10 @@ class VercelProvider:
         clock: Clock | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        secret = token.get_secret_value() if isinstance(token, SecretStr) else token
-        if not secret:
-            raise ProviderNotConfigured("Vercel is not configured: set VERCEL_TOKEN.", provider=self.display_name)
         self.clock = clock or SystemClock()
-        self.http = ProviderHttp(
-            session,
-            provider=self.type,
-            display_name=self.display_name,
-            base_url=api_url,
-            headers={"Authorization": f"Bearer {secret}", "Accept": "application/json"},
-            policy=retry,
-            token_env="VERCEL_TOKEN",
-            secrets=[secret],
+        self.http = ProviderHttp.with_token(
+            session, provider=self.type, display_name=self.display_name, base_url=api_url,
+            token=token, token_env="VERCEL_TOKEN", policy=retry,
         )
 
     @classmethod
