@@ -1,0 +1,264 @@
+"""``firebreak demo`` as a person uses it: a subprocess, driven in headless Chromium.
+
+The demo runs as ``firebreak demo --port <free> --data-dir <tmp> --no-browser``; Playwright drives
+Debian's Chromium (``/usr/bin/chromium``, never a downloaded browser) through the console:
+open an incident, acknowledge it, roll the service back, download the post-mortem. A screenshot
+of every step lands in ``test-artifacts/demo/``. The last step stops the demo with Ctrl-C
+(SIGINT) and expects a clean exit.
+
+Without Chromium (or Playwright) the test skips, except in CI (``CI`` set), where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = REPO / "test-artifacts" / "demo"
+STARTUP_LIMIT = 30.0  # seconds until the console answers (the demo itself aims at < 5 s)
+STEP_TIMEOUT = 30_000  # ms
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _browser_missing() -> str | None:
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} is missing (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is missing (pip install -e '.[test]')"
+    return None
+
+
+_MISSING = _browser_missing()
+if _MISSING and not os.environ.get("CI"):
+    pytest.skip(f"browser test skipped: {_MISSING}", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _demo_command() -> list[str]:
+    script = Path(sys.executable).with_name("firebreak")
+    if script.exists():
+        return [str(script), "demo"]
+    return [sys.executable, "-m", "bot.cli", "demo"]  # a checkout without `pip install -e .`
+
+
+class Demo:
+    def __init__(self, process: subprocess.Popen[str], url: str, started_in: float) -> None:
+        self.process = process
+        self.url = url
+        self.started_in = started_in
+        self.output = ""
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            out, _ = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, _ = self.process.communicate()
+        self.output += out or ""
+        return self.process.returncode
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Iterator[Demo]:
+    assert not _MISSING, f"CI must run the browser test: {_MISSING}"
+    port = _free_port()
+    data_dir = tmp_path_factory.mktemp("demo-data")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for name in ("SLACK_APP_TOKEN", "DATABASE_URL", "PLAYBOOKS_DIR"):
+        env.pop(name, None)
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [*_demo_command(), "--port", str(port), "--data-dir", str(data_dir), "--no-browser"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    running = Demo(process, url, 0.0)
+    try:
+        while True:
+            if process.poll() is not None:
+                running.stop()
+                pytest.fail(f"firebreak demo exited with {process.returncode}:\n{running.output}")
+            try:
+                with urllib.request.urlopen(url + "console/health", timeout=1) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() - started > STARTUP_LIMIT:
+                running.stop()
+                pytest.fail(f"the console did not answer within {STARTUP_LIMIT}s:\n{running.output}")
+            time.sleep(0.1)
+        running.started_in = time.monotonic() - started
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def page(demo):
+    from playwright.sync_api import sync_playwright
+
+    if ARTIFACTS.exists():
+        shutil.rmtree(ARTIFACTS)
+    ARTIFACTS.mkdir(parents=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1500, "height": 950}, accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(STEP_TIMEOUT)
+        page.errors = []  # type: ignore[attr-defined]
+        page.on("pageerror", lambda error: page.errors.append(str(error)))  # type: ignore[attr-defined]
+        page.goto(demo.url)
+        page.wait_for_selector("body[data-ready='1']")
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def type_in_composer(page, text: str) -> None:
+    page.fill("#composer-input", text)
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelector('#composer-input').value === ''")
+
+
+def incident_channel_button(page):
+    return page.locator("#channel-list [data-channel-name^='inc-1-']")
+
+
+def card(page):
+    return page.locator("#messages .msg.pinned").filter(has=page.locator(".bk-header", has_text="INC-1"))
+
+
+def expand_threads(page) -> None:
+    for toggle in page.locator("#messages .thread-toggle").all():
+        if "Hide" not in toggle.inner_text():
+            toggle.click()
+
+
+def test_01_console_comes_up_fast(demo, page):
+    assert demo.started_in < STARTUP_LIMIT
+    page.wait_for_selector("#channel-list [data-channel-name='general']")
+    api = page.locator("#services [data-service='api']")
+    assert api.get_attribute("data-healthy") == "false"  # the bad deploy is live
+    shot(page, "00-console")
+
+
+def test_02_incident_open_creates_the_channel_and_card(page):
+    type_in_composer(page, "/incident open P1 checkout failing service:api")
+    page.wait_for_selector("#ack.ok")
+    shot(page, "01-command-typed")
+    incident_channel_button(page).wait_for()
+    incident_channel_button(page).click()
+    card(page).wait_for()
+    page.locator("#messages button.bk-button", has_text="Acknowledge").wait_for()
+    assert "checkout failing" in card(page).inner_text()
+    page.locator("#pagers [data-pager='pagerduty']").wait_for()  # PagerDuty got the page
+    shot(page, "02-incident-channel-and-card")
+
+
+def test_03_acknowledge_button(page):
+    card(page).locator("button.bk-button", has_text="Acknowledge").click()
+    page.wait_for_function(
+        "() => /Acknowledged/.test(document.querySelector('#messages .msg.pinned')?.innerText || '')")
+    assert card(page).locator("button", has_text="Acknowledge").count() == 0
+    page.locator("#pagers [data-pager='pagerduty'] .state.acknowledged").wait_for()
+    shot(page, "03-acknowledged")
+
+
+@pytest.mark.xfail(strict=False, reason="needs /rollback (issue 7)")
+def test_04_rollback_confirm_reaches_live_and_passes_the_health_check(page):
+    type_in_composer(page, "/rollback api")
+    confirm = page.locator("#messages button.bk-button", has_text=re.compile(r"^\s*Confirm"))
+    confirm.last.wait_for()
+    shot(page, "04-rollback-preview")
+    confirm.last.click()
+    dialog = page.locator("#confirm-root .yes")
+    if dialog.count():
+        dialog.click()
+    page.locator("#services [data-service='api'][data-healthy='true']").wait_for(timeout=60_000)
+    page.locator("#requests [data-target='render']").first.wait_for()
+    deadline = time.monotonic() + 60
+    while True:  # the bot reports progress in the channel (and its thread)
+        expand_threads(page)
+        text = page.locator("#messages").inner_text().lower()
+        if "live" in text and re.search(r"health\w*[^\n]*(pass|ok|healthy|200|succeed)", text):
+            break
+        assert time.monotonic() < deadline, f"no live + health check in the channel:\n{text[-2000:]}"
+        page.wait_for_timeout(500)
+    shot(page, "05-rollback-live-and-healthy")
+
+
+def _download_post_mortem(page) -> str:
+    files_before = page.locator("#messages a.fname[data-file]").count()
+    type_in_composer(page, "/incident export md")
+    link = page.locator("#messages a.fname[data-file]")
+    page.wait_for_function(f"() => document.querySelectorAll('#messages a.fname[data-file]').length > {files_before}")
+    with page.expect_download() as download_info:
+        link.last.click()
+    download = download_info.value
+    assert download.suggested_filename.endswith(".md")
+    target = ARTIFACTS / download.suggested_filename
+    download.save_as(str(target))
+    return target.read_text(encoding="utf-8")
+
+
+def test_05_post_mortem_downloads_as_markdown(page):
+    markdown = _download_post_mortem(page)
+    shot(page, "06-post-mortem-exported")
+    assert markdown.startswith("# INC-1")
+    assert "checkout failing" in markdown
+    assert re.search(r"acknowledged", markdown, re.IGNORECASE)
+    assert "pagerduty" in markdown.lower()
+
+
+@pytest.mark.xfail(strict=False, reason="needs /rollback (issue 7)")
+def test_06_post_mortem_lists_the_rollback_and_health_check(page):
+    markdown = (ARTIFACTS / "INC-1-postmortem.md").read_text(encoding="utf-8") \
+        if (ARTIFACTS / "INC-1-postmortem.md").exists() else _download_post_mortem(page)
+    rollbacks = markdown.split("## Rollbacks", 1)[-1].split("\n## ", 1)[0]
+    assert "No rollbacks" not in rollbacks and "api" in rollbacks
+    assert re.search(r"health", markdown, re.IGNORECASE)
+
+
+def test_07_no_script_errors_in_the_page(page):
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_08_ctrl_c_stops_cleanly(demo):
+    code = demo.stop(signal.SIGINT)
+    assert code == 0, demo.output
+    assert "Traceback" not in demo.output, demo.output
+    assert "Console" in demo.output and "Stopped." in demo.output
+    match = re.search(r"ready in ([\d.]+) s", demo.output)
+    assert match and float(match.group(1)) < 10, demo.output
+    (ARTIFACTS / "demo-output.txt").write_text(demo.output, encoding="utf-8")
