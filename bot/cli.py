@@ -38,7 +38,10 @@ def cmd_playbooks_check(settings: Settings, args: argparse.Namespace) -> int:
     except (PlaybookError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(render_check_report(playbooks, at))
+    from bot.escalation.check import pagerduty_key_names, slack_group_resolver
+
+    print(render_check_report(playbooks, at, resolve_group=slack_group_resolver(settings),
+                              pagerduty_keys=pagerduty_key_names(settings)))
     return 0
 
 

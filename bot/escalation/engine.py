@@ -1,0 +1,362 @@
+"""The escalation engine: job handlers that page, post in the channel and mirror acks.
+
+Exactly-once paging
+-------------------
+A level is one durable job (``escalation.level``, at most one per plan
+generation, level and repeat: its ``dedup_key``). Workers claim due jobs with
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so one worker normally runs a level.
+That alone is not enough (a worker whose lease ran out may still be sending
+when another takes the job over), so each recipient is paged in its own
+transaction that
+
+1. locks the incident row (``SELECT … FOR UPDATE``; SQLite: ``BEGIN IMMEDIATE``),
+2. checks that the incident is still open and the plan generation current,
+3. checks that no page row exists for (incident, step, recipient),
+4. sends the page, and
+5. inserts the page row and its timeline event, then commits.
+
+Acknowledging updates the same incident row, so it waits for a page in flight
+and commits after it; a page that takes the lock after the acknowledgement
+committed sees the new state and stays silent. A second worker running the
+same level waits at step 1 and then finds the row at step 3. The one remaining
+window is a crash between the provider's answer and the commit: the job is
+then retried and that page sent again (PagerDuty and Opsgenie de-duplicate it
+through the incident's ``dedup_key``/``alias``).
+
+The row lock is held while one page is sent, so sends are bounded by the
+pagers' retry policy (:data:`ESCALATION_RETRY`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.clock import Clock, utc
+from bot.db.engine import SessionMaker, transaction
+from bot.escalation import service
+from bot.escalation.models import Page, PageOutcome
+from bot.incidents.models import Incident, IncidentState, TimelineEvent
+from bot.jobs.models import Job
+from bot.jobs.worker import RetryLater, Worker
+from bot.pagers import Pager, PagerError, PageRequest, pager_for
+from bot.pagers.http import RetryPolicy
+from bot.pagers.slack import SlackGroupPager
+from bot.pagers.slack_blocks import build_page_acknowledged_blocks, page_fallback_text
+from bot.playbooks.loader import Playbooks
+from bot.playbooks.models import Severity
+from bot.playbooks.oncall import on_call
+from bot.playbooks.targets import OnCallRole, Target, TargetKind
+
+log = logging.getLogger(__name__)
+
+# While a page is being sent the incident row stays locked: keep one send short.
+# Worst case per recipient: 3 attempts of at most 5 s, waits of at most 2 s and
+# 10 s (Retry-After), about half a minute.
+ESCALATION_RETRY = RetryPolicy(attempts=3, initial_wait=1.0, max_wait=2.0, max_retry_after=10.0,
+                               request_timeout=5.0)
+CHANNEL_RETRY = timedelta(seconds=15)
+CHANNEL_ATTEMPTS = 60  # about 15 minutes of waiting for the incident channel to exist
+SLACK_KINDS = ("user", "channel", "group")
+
+PagerSource = Mapping[str, Pager] | Callable[[], Mapping[str, Pager]]
+
+
+@dataclass(frozen=True)
+class Recipient:
+    target: str  # as written in the playbook / command
+    recipient: str  # what is paged: user:U.., channel:C.., pagerduty:.., opsgenie:..
+    problem: str | None = None  # set when there is nobody to page for this target
+
+
+@dataclass(frozen=True)
+class Step:
+    incident_id: int
+    step_key: str
+    generation: int | None
+    level: int | None
+    attempt: int
+    due_at: datetime
+    message: str | None = None
+    actor: str | None = None
+
+    @property
+    def manual(self) -> bool:
+        return self.level is None
+
+
+class EscalationEngine:
+    """Runs the escalation jobs of :mod:`bot.escalation.service` against real pagers."""
+
+    def __init__(
+        self,
+        *,
+        sessions: SessionMaker,
+        clock: Clock,
+        playbooks: Playbooks,
+        slack: AsyncWebClient,
+        pagers: PagerSource,
+    ) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.playbooks = playbooks
+        self.slack = slack
+        self._pagers = pagers
+
+    @property
+    def pagers(self) -> Mapping[str, Pager]:
+        return self._pagers() if callable(self._pagers) else self._pagers
+
+    def handlers(self) -> dict[str, Callable[[Job], Any]]:
+        return {
+            service.PLAN: self.plan,
+            service.LEVEL: self.page_level,
+            service.MANUAL_PAGE: self.manual_page,
+            service.RESPONSE_CHECK: self.response_check,
+            service.STATUS_REMINDER: self.status_reminder,
+            service.MIRROR: self.mirror,
+            service.CHANNEL_POST: self.channel_post,
+        }
+
+    def register(self, worker: Worker) -> None:
+        for kind, handler in self.handlers().items():
+            worker.register(kind, handler)
+
+    # --- planning -------------------------------------------------------------------------
+
+    async def plan(self, job: Job) -> None:
+        payload = job.payload
+        async with transaction(self.sessions) as session:
+            incident = await service.lock_incident(session=session, incident_id=job.incident_id)
+            event = await session.get(TimelineEvent, payload["event_id"])
+            origin = incident.opened_at if payload["reason"] == "opened" else event.occurred_at
+            await service.plan_escalation(
+                session=session, incident=incident, matrix=self.playbooks.escalation,
+                generation=payload["event_id"], origin_at=origin, reason=payload["reason"],
+                severity=Severity(payload["severity"]), upgrade=bool(payload.get("upgrade")),
+                now=self.clock.now(),
+            )
+
+    # --- paging ---------------------------------------------------------------------------
+
+    async def page_level(self, job: Job) -> None:
+        payload = job.payload
+        generation, level, attempt = payload["generation"], payload["level"], payload["attempt"]
+        step = Step(job.incident_id, service.level_step_key(generation, level, attempt),
+                    generation, level, attempt, utc(job.due_at))
+        recipients = await self.resolve_targets(payload["targets"], at=step.due_at)
+        await self._page_all(step, recipients)
+
+    async def manual_page(self, job: Job) -> None:
+        payload = job.payload
+        step = Step(job.incident_id, service.manual_step_key(payload["event_id"]), None, None, 0,
+                    utc(job.due_at), message=payload.get("message"), actor=payload.get("actor"))
+        recipients = await self.resolve_targets([payload["target"]], at=self.clock.now())
+        await self._page_all(step, recipients)
+
+    async def _page_all(self, step: Step, recipients: list[Recipient]) -> None:
+        incident, pages = None, []
+        for recipient in recipients:
+            outcome = await self.page_one(step, recipient)
+            if outcome is None:
+                break  # stopped (acknowledged, resolved, re-planned): the rest is not paged either
+            incident, page = outcome
+            pages.append(page)
+        text = incident and service.level_summary(incident=incident, pages=pages, level=step.level,
+                                                  attempt=step.attempt, actor=step.actor)
+        if text:
+            async with transaction(self.sessions) as session:
+                await service.enqueue_channel_post(session=session, incident=incident, text=text,
+                                                   key=f"step:{step.step_key}", now=self.clock.now())
+
+    async def page_one(self, step: Step, recipient: Recipient) -> tuple[Incident, Page] | None:
+        """Page one recipient of a step at most once, and never once the level is stopped.
+
+        Returns the incident and the page row (new, or found when this recipient was
+        paged already), or None when the step no longer pages.
+        """
+        async with transaction(self.sessions) as session:
+            incident = await service.lock_incident(session=session, incident_id=step.incident_id)
+            if step.manual:
+                if incident.state == IncidentState.RESOLVED:
+                    return None
+            elif await service.level_stop_reason(session=session, incident=incident,
+                                                 generation=step.generation):
+                return None
+            existing = await service.find_page(session=session, incident_id=incident.id,
+                                               step_key=step.step_key, recipient=recipient.recipient)
+            if existing is not None:
+                return incident, existing
+            started = self.clock.now()
+            provider_ids: dict[str, Any] = {}
+            if recipient.problem is not None:
+                outcome, detail = PageOutcome.FAILED, recipient.problem
+            else:
+                request = self._request(incident, step, started)
+                try:
+                    result = await pager_for(self.pagers, recipient.recipient).page(recipient.recipient, request)
+                except PagerError as exc:
+                    outcome, detail = PageOutcome.FAILED, exc.detail
+                else:
+                    kind = recipient.recipient.partition(":")[0]
+                    outcome = PageOutcome.DELIVERED if kind in SLACK_KINDS else PageOutcome.SENT
+                    detail, provider_ids = result.detail, dict(result.provider_ids)
+            page = await service.record_page(
+                session=session, incident=incident, step_key=step.step_key, generation=step.generation,
+                level=step.level, attempt=step.attempt, target=recipient.target,
+                recipient=recipient.recipient, outcome=outcome, detail=detail, due_at=step.due_at,
+                sent_at=started, now=self.clock.now(), provider_ids=provider_ids,
+                message=step.message, actor=step.actor,
+            )
+            return incident, page
+
+    def _request(self, incident: Incident, step: Step, now: datetime, actor: str | None = None) -> PageRequest:
+        return PageRequest(
+            incident_number=incident.number, incident_title=incident.title, severity=incident.severity,
+            timestamp=now, level=step.level or 0, repeat=step.attempt, message=step.message,
+            channel_id=incident.channel_id, actor=actor,
+        )
+
+    async def resolve_targets(self, targets: list[str], *, at: datetime) -> list[Recipient]:
+        """Turn targets into recipients: ``oncall:`` → who is on call at ``at``, ``group:`` → its members.
+
+        A recipient reached through two targets of the same step is paged once.
+        """
+        found: dict[str, Recipient] = {}
+        for text in targets:
+            for recipient in await self._resolve_one(text, at):
+                key = recipient.recipient if recipient.problem is None else f"{recipient.recipient}!"
+                found.setdefault(key, recipient)
+        return list(found.values())
+
+    async def _resolve_one(self, text: str, at: datetime) -> list[Recipient]:
+        try:
+            target = Target.parse(text)
+        except ValueError as exc:
+            return [Recipient(text, text, str(exc))]
+        if target.kind is TargetKind.ONCALL:
+            rotation = self.playbooks.rotations.get(target.value)
+            if rotation is None:
+                return [Recipient(text, text, f"there is no rotation `{target.value}` in oncall.yaml")]
+            role = target.role or OnCallRole.PRIMARY
+            user = on_call(rotation, at).user(role)
+            if user is None:
+                when = at.astimezone(rotation.zone).strftime("%Y-%m-%d %H:%M %Z")
+                return [Recipient(text, text, f"nobody is {role} on call in `{target.value}` at {when}")]
+            return [Recipient(text, f"user:{user}")]
+        if target.kind is TargetKind.GROUP:
+            pager = self.pagers.get("group")
+            if isinstance(pager, SlackGroupPager):
+                try:
+                    members = await pager.members(target.value, text)
+                except PagerError as exc:
+                    return [Recipient(text, text, exc.detail)]
+                if not members:
+                    return [Recipient(text, text, f"user group {target.value} has no members")]
+                return [Recipient(text, f"user:{member}") for member in members]
+        return [Recipient(text, str(target))]
+
+    # --- deadlines and reminders -------------------------------------------------------------
+
+    async def response_check(self, job: Job) -> None:
+        async with transaction(self.sessions) as session:
+            incident = await service.lock_incident(session=session, incident_id=job.incident_id)
+            text = await service.check_response_deadline(
+                session=session, incident=incident, matrix=self.playbooks.escalation, now=self.clock.now())
+            if text:
+                await service.enqueue_channel_post(session=session, incident=incident, text=text,
+                                                   key=f"response:{job.id}", now=self.clock.now())
+
+    async def status_reminder(self, job: Job) -> None:
+        since = job.payload.get("since")
+        async with transaction(self.sessions) as session:
+            incident = await service.lock_incident(session=session, incident_id=job.incident_id)
+            text = await service.status_reminder_step(
+                session=session, incident=incident, matrix=self.playbooks.escalation,
+                now=self.clock.now(), since=datetime.fromisoformat(since) if since else None)
+            if text:
+                await service.enqueue_channel_post(session=session, incident=incident, text=text,
+                                                   key=f"status:{job.id}", now=self.clock.now())
+
+    # --- mirroring ---------------------------------------------------------------------------
+
+    async def mirror(self, job: Job) -> None:
+        """Acknowledge/resolve at PagerDuty and Opsgenie, and close the Acknowledge buttons in Slack."""
+        action = job.payload["action"]
+        actor = job.payload.get("actor")
+        async with self.sessions() as session:
+            incident = await session.get(Incident, job.incident_id)
+            recipients = await service.provider_recipients_to_mirror(
+                session=session, incident_id=incident.id, action=action)
+            slack_pages = (await service.slack_pages_to_close(session=session, incident_id=incident.id)
+                           if action == "acknowledge" else [])
+        request = PageRequest(
+            incident_number=incident.number, incident_title=incident.title, severity=incident.severity,
+            timestamp=self.clock.now(), channel_id=incident.channel_id, actor=actor,
+        )
+        transient: list[str] = []
+        for recipient in recipients:
+            error = None
+            try:
+                pager = pager_for(self.pagers, recipient)
+                await (pager.acknowledge if action == "acknowledge" else pager.resolve)(recipient, request)
+            except PagerError as exc:
+                if exc.transient:
+                    transient.append(exc.detail)
+                    continue  # retried with the job
+                error = exc.detail
+            async with transaction(self.sessions) as session:
+                current = await session.get(Incident, incident.id)
+                await service.record_mirrored(session=session, incident=current, recipient=recipient,
+                                              action=action, now=self.clock.now(), error=error)
+        acknowledged_by = incident.acknowledged_by or actor or "someone"
+        for page in slack_pages:
+            await self._close_slack_page(incident, page, acknowledged_by)
+        if transient:
+            raise RuntimeError("; ".join(transient))
+
+    async def _close_slack_page(self, incident: Incident, page: Page, acknowledged_by: str) -> None:
+        step = Step(incident.id, page.step_key, page.generation, page.level, page.attempt, page.due_at,
+                    message=page.message)
+        request = self._request(incident, step, page.sent_at)
+        try:
+            await self.slack.chat_update(
+                channel=page.provider_ids["channel"], ts=page.provider_ids["ts"],
+                text=page_fallback_text(request),
+                blocks=build_page_acknowledged_blocks(request, acknowledged_by))
+        except SlackApiError as exc:
+            log.warning("could not update page %s in Slack: %s", page.id, exc.response.get("error"))
+        async with transaction(self.sessions) as session:
+            await service.mark_slack_page_closed(session=session, page_id=page.id, now=self.clock.now())
+
+    # --- channel -------------------------------------------------------------------------------
+
+    async def channel_post(self, job: Job) -> None:
+        async with self.sessions() as session:
+            incident = await session.get(Incident, job.incident_id)
+        if not incident.channel_id:
+            if job.attempts >= CHANNEL_ATTEMPTS:
+                log.warning("%s has no channel; dropped: %s", incident.key, job.payload["text"])
+                return
+            raise RetryLater(CHANNEL_RETRY, "the incident channel does not exist yet")
+        try:
+            await self.slack.chat_postMessage(channel=incident.channel_id, text=job.payload["text"])
+        except SlackApiError as exc:
+            if exc.response.get("error") != "not_in_channel":
+                raise
+            await self.slack.conversations_join(channel=incident.channel_id)
+            await self.slack.chat_postMessage(channel=incident.channel_id, text=job.payload["text"])
+
+
+def build_request_for(incident: Incident, *, level: int, attempt: int, now: datetime,
+                      message: str | None = None) -> PageRequest:
+    """The PageRequest of a page of ``incident`` (for rebuilding a DM after its button was pressed)."""
+    return PageRequest(incident_number=incident.number, incident_title=incident.title,
+                       severity=incident.severity, timestamp=now, level=level, repeat=attempt,
+                       message=message, channel_id=incident.channel_id)

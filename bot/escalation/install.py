@@ -1,0 +1,33 @@
+"""Wire escalation into a Runtime: job handlers on its worker, pagers built on first use."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bot.escalation import service  # noqa: F401 - registers the lifecycle subscriber
+from bot.escalation.engine import ESCALATION_RETRY, EscalationEngine
+from bot.pagers import Pager, build_pagers
+
+ENGINE_KEY = "escalation"
+
+
+def install(rt) -> None:
+    cache: dict[int, Mapping[str, Pager]] = {}
+
+    def pagers() -> Mapping[str, Pager]:
+        # rt.http exists once the runtime has started (before any job runs).
+        if rt.http is None:
+            raise RuntimeError("the runtime has not started: no HTTP session for the pagers")
+        if id(rt.http) not in cache:
+            cache.clear()
+            cache[id(rt.http)] = build_pagers(rt.settings, rt.http, rt.slack, retry=ESCALATION_RETRY)
+        return cache[id(rt.http)]
+
+    engine = EscalationEngine(sessions=rt.sessions, clock=rt.clock, playbooks=rt.playbooks,
+                              slack=rt.slack, pagers=pagers)
+    engine.register(rt.worker)
+    rt.extras[ENGINE_KEY] = engine
+
+
+def engine_of(rt) -> EscalationEngine:
+    return rt.extras[ENGINE_KEY]  # type: ignore[return-value]

@@ -1,0 +1,72 @@
+"""The Acknowledge button of a page (a DM, or a post in a ``channel:`` target)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.clock import utc
+from bot.db.engine import transaction
+from bot.escalation import service as escalation
+from bot.escalation.engine import build_request_for
+from bot.incidents import service as incidents
+from bot.pagers.slack_blocks import (
+    build_page_acknowledged_blocks,
+    page_fallback_text,
+    parse_page_ack_value,
+)
+from bot.runtime import Runtime
+from bot.slack.ids import ActionId
+from handlers.common import Reply, ephemeral, guarded, once
+
+
+async def acknowledge_from_page(rt: Runtime, body: dict[str, Any], client: Any) -> Reply:
+    """Acknowledge the incident of the page, then turn the page's button into "Acknowledged by"."""
+    action = body["actions"][0]
+    user = body["user"]["id"]
+    try:
+        value = parse_page_ack_value(action.get("value") or "")
+    except ValueError:
+        return ephemeral("This button is not one of Firebreak's pages.")
+    container = body.get("container") or {}
+    channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
+    ts = container.get("message_ts")
+    trigger = body.get("trigger_id")
+    async with transaction(rt.sessions) as session:
+        await once(session, rt, f"action:{trigger}" if trigger else None, ActionId.PAGE_ACK.value)
+        incident = await incidents.get_incident(session=session, number=value.incident_number,
+                                                for_update=True)
+        acknowledged = await escalation.acknowledge_from_page(
+            session=session, incident=incident, actor=user, level=value.level, attempt=value.repeat,
+            now=rt.clock.now())
+        pages = await escalation.pages_of(session=session, incident_id=incident.id)
+    rt.worker.wake()
+    page = next((p for p in pages if ts and p.provider_ids.get("ts") == ts), None)
+    if channel and ts:
+        sent = page.sent_at if page else utc(datetime.fromtimestamp(float(ts)))
+        request = build_request_for(incident, level=value.level, attempt=value.repeat, now=sent,
+                                    message=page.message if page else None)
+        by = incident.acknowledged_by or user
+        await client.chat_update(channel=channel, ts=ts, text=page_fallback_text(request),
+                                 blocks=build_page_acknowledged_blocks(request, by))
+        if page is not None:
+            async with transaction(rt.sessions) as session:
+                await escalation.mark_slack_page_closed(session=session, page_id=page.id,
+                                                        now=rt.clock.now())
+    if acknowledged:
+        return ephemeral(f"You acknowledged {incident.key}; escalation stops.")
+    if incident.acknowledged_by:
+        return ephemeral(f"{incident.key} was already acknowledged by <@{incident.acknowledged_by}>.")
+    return ephemeral(f"{incident.key} is {incident.state.value}.")
+
+
+def register(app: AsyncApp, rt: Runtime) -> None:
+    @app.action(ActionId.PAGE_ACK.value)
+    async def page_acknowledge(ack: AsyncAck, body: dict, client) -> None:
+        await ack()
+        reply = await guarded(lambda: acknowledge_from_page(rt, body, client))
+        channel = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
+        if channel:
+            await client.chat_postEphemeral(channel=channel, user=body["user"]["id"], text=reply["text"])
