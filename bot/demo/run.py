@@ -14,7 +14,7 @@ import webbrowser
 from pathlib import Path
 
 from bot.demo.playbooks import DemoDataError
-from bot.demo.stack import DemoStack, DemoStartError
+from bot.demo.stack import BOT_TOKEN, SIGNING_SECRET, DemoStack, DemoStartError
 from bot.demo.simulated import SECRETS
 from bot.logging import RedactSecrets
 
@@ -41,7 +41,7 @@ def configure_demo_logging(data_dir: Path, level: str = "INFO") -> Path:
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    redactor = RedactSecrets(list(SECRETS))
+    redactor = RedactSecrets([*SECRETS, BOT_TOKEN, SIGNING_SECRET])
     to_file = logging.FileHandler(log_path, mode="w", encoding="utf-8")
     to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     to_terminal = logging.StreamHandler(sys.stderr)
@@ -71,7 +71,7 @@ def banner(stack: DemoStack, *, seconds: float, log_path: Path) -> str:
     if incidents_page:
         lines.append(f"  Web       {incidents_page}")
     lines += [
-        f"  Data      {stack.data_dir}  (SQLite, the demo copy of playbooks/, {log_path.name})",
+        f"  Data      {stack.data_dir.resolve()}  (SQLite, the demo copy of playbooks/, {log_path.name})",
         f"  Services  {services} — each with a bad deploy live: health answers 500",
         "",
         "Try this in the console, as @ava in #general:",

@@ -233,3 +233,26 @@ async def test_services_start_unhealthy_on_the_simulated_providers(console):
     assert all(s["healthy"] is False for s in services.values())
     async with console.http.get(services["api"]["health_url"]) as resp:
         assert resp.status == 500
+
+
+async def test_the_page_arrives_by_dm_and_its_acknowledge_button_works(console):
+    await open_incident(console)
+    dm = await console.wait_for(lambda s: next(
+        (c for c in s["channels"] if c.get("is_im") and c["messages"]), None))
+    assert dm["user"] == AVA  # ava is on call: her DM with the bot holds the page
+    assert not [c for c in (await console.state(BEN))["channels"] if c.get("is_im") and c["id"] == dm["id"]]
+    page = next(m for m in dm["messages"] if ActionId.PAGE_ACK in json.dumps(m.get("blocks")))
+    clicked = await console.post("/api/action", {
+        "user": AVA, "channel": dm["id"], "ts": page["ts"], "action_id": ActionId.PAGE_ACK})
+    assert clicked["ok"], clicked
+    await console.wait_for(lambda s: s["world"]["pagerduty"][0]["status"] == "acknowledged")
+
+
+async def test_a_data_folder_that_is_not_the_demos_is_refused(tmp_path):
+    from bot.demo.playbooks import DemoDataError
+
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "mine.yaml").write_text("precious: true\n")
+    with pytest.raises(DemoDataError, match="not written by `firebreak demo`"):
+        await DemoStack(data_dir=tmp_path, console_port=0).start()
+    assert (tmp_path / "playbooks" / "mine.yaml").exists()

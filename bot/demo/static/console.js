@@ -341,6 +341,12 @@
       }
     }
     top.sort((a, b) => compareTs(a.message.ts, b.message.ts));
+    // The bot re-sets the topic as the incident changes: show a repeated notice once.
+    const isNotice = (item) => !item.ephemeral && (item.message.subtype || "").startsWith("channel_");
+    const shown = top.filter((item, i) => !(i > 0 && isNotice(item) && isNotice(top[i - 1])
+      && item.message.subtype === top[i - 1].message.subtype && item.message.text === top[i - 1].message.text));
+    top.length = 0;
+    top.push(...shown);
     for (const list of replies.values()) list.sort((a, b) => compareTs(a.message.ts, b.message.ts));
     if (!top.length) return `<div class="empty-channel">No messages in ${channel.is_im ? "this conversation" : "#" + esc(channel.name)} yet.</div>`;
     return top.map((item) => renderMessage(item.message, channel, {
