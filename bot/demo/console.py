@@ -213,6 +213,9 @@ TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("demo_templates", jinja2.
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
+    # JSON only: a form or text/plain POST from another web page (no CORS preflight) is refused.
+    if request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(text="send application/json")
     try:
         body = await request.json()
     except ValueError:
@@ -397,8 +400,19 @@ async def console_health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+@web.middleware
+async def local_only(request: web.Request, handler):
+    """Refuse requests addressed to another host name (a DNS-rebinding page in the browser)."""
+    if request.url.host not in LOCAL_HOSTS:
+        raise web.HTTPMisdirectedRequest(text="the demo console answers on 127.0.0.1 only")
+    return await handler(request)
+
+
 def create_console_app(console: Console) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[local_only])
     app[CONSOLE] = console
     app[TEMPLATES] = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(HERE / "templates")),

@@ -194,7 +194,8 @@ async def test_a_pinned_message_reaches_the_incident_timeline(console):
 async def test_unknown_commands_and_bad_requests_are_refused_plainly(console):
     refused = await console.type("/deploy api")
     assert refused == {"ok": False, "error": refused["error"]} and "/deploy" in refused["error"]
-    async with console.http.post(console.url + "/api/command", data="nope") as resp:
+    async with console.http.post(console.url + "/api/command", data="nope",
+                                 headers={"Content-Type": "application/json"}) as resp:
         assert resp.status == 400
     async with console.http.get(console.url + "/api/state", params={"user": "U0NOBODY"}) as resp:
         assert resp.status == 400
@@ -256,3 +257,12 @@ async def test_a_data_folder_that_is_not_the_demos_is_refused(tmp_path):
     with pytest.raises(DemoDataError, match="not written by `firebreak demo`"):
         await DemoStack(data_dir=tmp_path, console_port=0).start()
     assert (tmp_path / "playbooks" / "mine.yaml").exists()
+
+
+async def test_the_console_refuses_other_pages_and_host_names(console):
+    body = json.dumps({"user": AVA, "channel": DEFAULT_CHANNEL, "text": "/incident help"})
+    async with console.http.post(console.url + "/api/command", data=body,
+                                 headers={"Content-Type": "text/plain"}) as resp:
+        assert resp.status == 415  # a cross-site "simple" POST
+    async with console.http.get(console.url + "/api/state", headers={"Host": "evil.example:80"}) as resp:
+        assert resp.status == 421  # DNS rebinding
