@@ -193,6 +193,18 @@ def test_03_acknowledge_button(page):
     shot(page, "03-acknowledged")
 
 
+def test_03b_announcement_renders_mrkdwn_and_links_back(page):
+    page.locator("#channel-list [data-channel-name='incidents']").click()
+    announcement = page.locator("#messages .msg", has_text="INC-1").first
+    announcement.wait_for()
+    assert announcement.locator("b", has_text="checkout failing").count() == 1  # *bold*
+    assert announcement.locator(".mention", has_text="@ava").count() == 1  # <@U024BE7LH>
+    link = announcement.locator("a.channel-link", has_text="#inc-1-checkout-failing")  # <#C…>
+    shot(page, "03b-announced-in-incidents")
+    link.click()
+    page.wait_for_selector("#channel-header .name:has-text('#inc-1-checkout-failing')")
+
+
 @pytest.mark.xfail(strict=False, reason="needs /rollback (issue 7)")
 def test_04_rollback_confirm_reaches_live_and_passes_the_health_check(page):
     type_in_composer(page, "/rollback api")
