@@ -1,0 +1,31 @@
+"""Who may confirm a rollback: the playbook's ``owners``, user groups resolved
+through Slack's ``usergroups.users.list`` at the moment of the click (fail closed)."""
+
+from __future__ import annotations
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.playbooks.models import ServicePlaybook
+
+
+class OwnersUnavailable(Exception):
+    """A user group could not be read: nobody is treated as an owner through it."""
+
+
+async def owner_ids(client: AsyncWebClient, playbook: ServicePlaybook) -> frozenset[str]:
+    users = set(playbook.owner_user_ids)
+    for group in playbook.owner_group_ids:
+        try:
+            response = await client.usergroups_users_list(usergroup=group)
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else str(exc)
+            raise OwnersUnavailable(f"Slack did not list the members of the owner group {group} ({error})") from None
+        users.update(str(u) for u in response.get("users") or [])
+    return frozenset(users)
+
+
+async def is_owner(client: AsyncWebClient, playbook: ServicePlaybook, user_id: str) -> bool:
+    if user_id in playbook.owner_user_ids:
+        return True
+    return user_id in await owner_ids(client, playbook)
