@@ -52,12 +52,18 @@ def preview_channel(reply: str) -> str:
 
 
 async def bench_service(service: str, rollbacks: int, postgres: bool, tmp: Path) -> list[float]:
-    if postgres:
-        from tests.support.databases import create_pg_database, pg_url
+    from tests.support.databases import create_pg_database, drop_pg_database, pg_url
 
-        url = pg_url(await create_pg_database())
-    else:
-        url = f"sqlite+aiosqlite:///{tmp / service}.db"
+    name = await create_pg_database() if postgres else None
+    url = pg_url(name) if name else f"sqlite+aiosqlite:///{tmp / service}.db"
+    try:
+        return await _bench(service, rollbacks, url, tmp)
+    finally:
+        if name:
+            await drop_pg_database(name)
+
+
+async def _bench(service: str, rollbacks: int, url: str, tmp: Path) -> list[float]:
     await upgrade_async(url)
     world = await start_world(url, tmp / service, approvals=ZERO)
     arrivals: list[float] = []
