@@ -195,14 +195,6 @@ def card_blocks(rollbacks: Sequence[Rollback], *, now: datetime) -> list[Block]:
     return [{"type": "section", "block_id": "rollbacks", "text": _mrkdwn("*Rollbacks*\n" + "\n".join(lines))}]
 
 
-def with_card_section(card: list[Block], section: list[Block]) -> list[Block]:
-    """The incident card with the rollback section placed before its buttons."""
-    if not section:
-        return list(card)
-    index = next((i for i, b in enumerate(card) if b.get("type") == "actions"), len(card))
-    return [*card[:index], *section, *card[index:]]
-
-
 def status_text(rollbacks: Sequence[Rollback], *, service: str | None, now: datetime, zone: ZoneInfo) -> str:
     active = [r for r in rollbacks if RollbackStatus(r.state).active]
     recent = [r for r in rollbacks if not RollbackStatus(r.state).active]

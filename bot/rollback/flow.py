@@ -48,7 +48,6 @@ from bot.providers.http import RetryPolicy
 from bot.rollback import blocks
 from bot.rollback import service as rollbacks
 from bot.rollback.models import Rollback, RollbackStatus
-from bot.slack import blocks as slack_blocks
 
 log = logging.getLogger(__name__)
 
@@ -493,23 +492,7 @@ class RollbackFlow:
 
     # -- the incident card
 
-    def wrap_sync_card(self, original: JobHandler | None) -> JobHandler:
-        async def sync_card(job: Job) -> None:
-            async with self.sessions() as session:
-                incident = await session.get(Incident, job.incident_id) if job.incident_id else None
-                found = await rollbacks.rollbacks_of_incident(session=session, incident_id=job.incident_id) \
-                    if incident is not None else []
-            if not found or incident is None or not (incident.channel_id and incident.card_ts):
-                if original is not None:
-                    await original(job)
-                return
-            now = self.clock.now()
-            card = slack_blocks.incident_card(incident, now=now, zone=self.settings.display_zone)
-            await self.slack.chat_update(
-                channel=incident.channel_id, ts=incident.card_ts, text=slack_blocks.card_fallback_text(incident),
-                blocks=blocks.with_card_section(card, blocks.card_blocks(found, now=now)))
-            if incident.topic_set:
-                await self.slack.conversations_setTopic(channel=incident.channel_id,
-                                                        topic=slack_blocks.channel_topic(incident))
-
-        return sync_card
+    async def card_section(self, session, incident: Incident, now) -> list:
+        """The incident card's "Rollbacks" section (registered with the Slack effects)."""
+        found = await rollbacks.rollbacks_of_incident(session=session, incident_id=incident.id)
+        return blocks.card_blocks(found, now=now) if found else []

@@ -1,10 +1,9 @@
 """Wire rollbacks into a Runtime: the flow's job handlers, and the incident card's
-"Rollbacks" section (by wrapping the core's ``slack.sync_card`` job handler)."""
+"Rollbacks" section."""
 
 from __future__ import annotations
 
 from bot.rollback.flow import RollbackFlow
-from bot.slack.effects import SYNC_CARD
 
 FLOW_KEY = "rollback"
 
@@ -16,7 +15,7 @@ def install(rt) -> None:
         wake=rt.worker.wake)
     for kind, handler in flow.handlers().items():
         rt.worker.register(kind, handler)
-    rt.worker.register(SYNC_CARD, flow.wrap_sync_card(rt.worker.handlers.get(SYNC_CARD)))
+    rt.effects.add_card_section(flow.card_section)
     rt.extras[FLOW_KEY] = flow
 
 

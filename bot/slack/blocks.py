@@ -101,6 +101,12 @@ def incident_card(incident: Incident, *, now: datetime, zone: ZoneInfo) -> list[
     return blocks
 
 
+def with_card_sections(card: list[Block], sections: Sequence[Block]) -> list[Block]:
+    """The card with other concerns' sections placed before its buttons."""
+    index = next((i for i, b in enumerate(card) if b.get("type") == "actions"), len(card))
+    return [*card[:index], *sections, *card[index:]]
+
+
 def card_fallback_text(incident: Incident) -> str:
     return f"{incident.key} [{incident.severity.value}, {incident.state.value}] {incident.title}"
 

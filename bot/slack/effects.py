@@ -8,7 +8,7 @@ a channel is created once, the card posted once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from slack_sdk.errors import SlackApiError
@@ -60,6 +60,10 @@ async def enqueue_slack_effects(
                            dedup_key=f"post_event:{event.id}")
 
 
+# A card section: (session, incident, now) -> blocks shown on the card above its buttons.
+CardSection = Callable[[AsyncSession, Incident, datetime], Awaitable[list[dict]]]
+
+
 class SlackStepFailed(Exception):
     def __init__(self, step: str, error: str) -> None:
         super().__init__(f"{step}: {error}")
@@ -89,6 +93,22 @@ class SlackEffects:
         self.settings = settings
         self.clock = clock
         self.runbook_for = runbook_for
+        self.card_sections: list[CardSection] = []
+
+    def add_card_section(self, section: CardSection) -> None:
+        """Let another concern (rollbacks, …) show its state on the incident card."""
+        self.card_sections.append(section)
+
+    async def card_blocks(self, incident: Incident) -> list[dict]:
+        now = self.clock.now()
+        card = blocks.incident_card(incident, now=now, zone=self.settings.display_zone)
+        if not self.card_sections:
+            return card
+        extra: list[dict] = []
+        async with self.sessions() as session:
+            for section in self.card_sections:
+                extra += await section(session, incident, now)
+        return blocks.with_card_sections(card, extra)
 
     def handlers(self) -> dict:
         return {PROVISION: self.provision, SYNC_CARD: self.sync_card, POST_EVENT: self.post_event}
@@ -143,8 +163,7 @@ class SlackEffects:
             try:
                 posted = await client.chat_postMessage(
                     channel=incident.channel_id, text=blocks.card_fallback_text(incident),
-                    blocks=blocks.incident_card(incident, now=self.clock.now(),
-                                                zone=self.settings.display_zone))
+                    blocks=await self.card_blocks(incident))
             except SlackApiError as exc:
                 raise SlackStepFailed("posting the incident card", _error_code(exc)) from exc
             incident = await self._save(incident.id, card_ts=posted["ts"])
@@ -225,8 +244,7 @@ class SlackEffects:
             return  # the provisioning job posts the card with the latest state
         await self.client.chat_update(
             channel=incident.channel_id, ts=incident.card_ts,
-            text=blocks.card_fallback_text(incident),
-            blocks=blocks.incident_card(incident, now=self.clock.now(), zone=self.settings.display_zone))
+            text=blocks.card_fallback_text(incident), blocks=await self.card_blocks(incident))
         if incident.topic_set:
             await self.client.conversations_setTopic(channel=incident.channel_id,
                                                      topic=blocks.channel_topic(incident))

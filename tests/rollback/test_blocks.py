@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.slack.blocks import with_card_sections
+
 from bot.providers.base import Deploy, RollbackPlan
 from bot.rollback import blocks
 from bot.rollback.models import Rollback, RollbackStatus, RollbackStep
@@ -90,8 +92,8 @@ def test_step_line_and_card_section():
     assert "RB-7 `api` via Render: `dep-4` → `dep-2` — *live, checking health*" in section[0]["text"]["text"]
     assert "2m since confirmed" in section[0]["text"]["text"]
     card = [{"type": "header"}, {"type": "section"}, {"type": "actions"}]
-    assert [b.get("block_id") for b in blocks.with_card_section(card, section)] == [None, None, "rollbacks", None]
-    assert blocks.with_card_section(card, []) == card
+    assert [b.get("block_id") for b in with_card_sections(card, section)] == [None, None, "rollbacks", None]
+    assert with_card_sections(card, []) == card
 
 
 def test_status_and_list_texts():
