@@ -266,3 +266,21 @@ async def test_the_console_refuses_other_pages_and_host_names(console):
         assert resp.status == 415  # a cross-site "simple" POST
     async with console.http.get(console.url + "/api/state", headers={"Host": "evil.example:80"}) as resp:
         assert resp.status == 421  # DNS rebinding
+
+
+async def test_rollback_confirmed_in_the_console_goes_live_and_passes_the_health_check(console):
+    channel, _ = await open_incident(console)
+    typed = await console.type("/rollback api", channel=channel["id"])
+    assert typed["ok"], typed
+    preview = await console.wait_for(lambda s: next(
+        (m for m in incident_channel(s)["messages"] if ActionId.ROLLBACK_CONFIRM in json.dumps(m.get("blocks"))), None))
+    confirmed = await console.post("/api/action", {
+        "user": AVA, "channel": channel["id"], "ts": preview["ts"], "action_id": ActionId.ROLLBACK_CONFIRM})
+    assert confirmed["ok"], confirmed
+    await console.wait_for(lambda s: next(x for x in s["world"]["services"] if x["name"] == "api")["healthy"],
+                           timeout=60)
+    state = await console.wait_for(lambda s: any(
+        "succeeded" in m["text"] for m in incident_channel(s)["messages"]) and s, timeout=60)
+    render_calls = [(r["method"], r["path"]) for r in state["requests"] if r["target"] == "render"]
+    assert ("POST", "/v1/services/srv-d0abc123kq8s73a1b2c0/rollback") in render_calls  # the playbook's id
+    assert any(path == "/health/api" for _, path in render_calls)

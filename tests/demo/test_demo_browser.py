@@ -205,7 +205,6 @@ def test_03b_announcement_renders_mrkdwn_and_links_back(page):
     page.wait_for_selector("#channel-header .name:has-text('#inc-1-checkout-failing')")
 
 
-@pytest.mark.xfail(strict=False, reason="needs /rollback (issue 7)")
 def test_04_rollback_confirm_reaches_live_and_passes_the_health_check(page):
     type_in_composer(page, "/rollback api")
     confirm = page.locator("#messages button.bk-button", has_text=re.compile(r"^\s*Confirm"))
@@ -252,7 +251,6 @@ def test_05_post_mortem_downloads_as_markdown(page):
     assert "pagerduty" in markdown.lower()
 
 
-@pytest.mark.xfail(strict=False, reason="needs /rollback (issue 7)")
 def test_06_post_mortem_lists_the_rollback_and_health_check(page):
     markdown = DOWNLOADED.get("md") or _download_post_mortem(page)
     rollbacks = markdown.split("## Rollbacks", 1)[-1].split("\n## ", 1)[0]
