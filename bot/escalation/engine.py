@@ -161,60 +161,76 @@ class EscalationEngine:
         await self._page_all(step, recipients)
 
     async def _page_all(self, step: Step, recipients: list[Recipient]) -> None:
-        incident, pages = None, []
-        for recipient in recipients:
-            outcome = await self.page_one(step, recipient)
-            if outcome is None:
-                break  # stopped (acknowledged, resolved, re-planned): the rest is not paged either
-            incident, page = outcome
-            pages.append(page)
-        text = incident and service.level_summary(incident=incident, pages=pages, level=step.level,
-                                                  attempt=step.attempt, actor=step.actor)
-        if text:
-            async with transaction(self.sessions) as session:
-                await service.enqueue_channel_post(session=session, incident=incident, text=text,
-                                                   key=f"step:{step.step_key}", now=self.clock.now())
+        paged: list[Page] = []
+        for position, recipient in enumerate(recipients):
+            last = position == len(recipients) - 1
+            outcome = await self.page_one(step, recipient, summarise_after=paged if last else None)
+            if outcome is None:  # stopped (acknowledged, resolved, re-planned): the rest is not paged
+                await self._post_summary(step, paged)
+                return
+            paged.append(outcome[1])
 
-    async def page_one(self, step: Step, recipient: Recipient) -> tuple[Incident, Page] | None:
+    async def _post_summary(self, step: Step, paged: list[Page]) -> None:
+        if not paged:
+            return
+        async with transaction(self.sessions) as session:
+            incident = await session.get(Incident, step.incident_id)
+            await self._enqueue_summary(session, incident, step, paged)
+
+    async def _enqueue_summary(self, session, incident: Incident, step: Step, paged: list[Page]) -> None:
+        text = service.level_summary(incident=incident, pages=paged, level=step.level,
+                                     attempt=step.attempt, actor=step.actor)
+        if text:
+            await service.enqueue_channel_post(session=session, incident=incident, text=text,
+                                               key=f"step:{step.step_key}", now=self.clock.now())
+
+    async def page_one(
+        self, step: Step, recipient: Recipient, *, summarise_after: list[Page] | None = None
+    ) -> tuple[Incident, Page] | None:
         """Page one recipient of a step at most once, and never once the level is stopped.
 
         Returns the incident and the page row (new, or found when this recipient was
-        paged already), or None when the step no longer pages.
+        paged already), or None when the step no longer pages. With ``summarise_after``
+        (the step's earlier pages) this is the step's last recipient: the line for the
+        incident channel is enqueued in the same transaction.
         """
         async with transaction(self.sessions) as session:
             incident = await service.lock_incident(session=session, incident_id=step.incident_id)
-            if step.manual:
-                if incident.state == IncidentState.RESOLVED:
-                    return None
-            elif await service.level_stop_reason(session=session, incident=incident,
-                                                 generation=step.generation):
+            stop_reason, existing = await service.page_gate(
+                session=session, incident=incident, step_key=step.step_key,
+                recipient=recipient.recipient, generation=step.generation)
+            if stop_reason is not None:
                 return None
-            existing = await service.find_page(session=session, incident_id=incident.id,
-                                               step_key=step.step_key, recipient=recipient.recipient)
             if existing is not None:
-                return incident, existing
-            started = self.clock.now()
-            provider_ids: dict[str, Any] = {}
-            if recipient.problem is not None:
-                outcome, detail = PageOutcome.FAILED, recipient.problem
+                page = existing
             else:
-                request = self._request(incident, step, started)
-                try:
-                    result = await pager_for(self.pagers, recipient.recipient).page(recipient.recipient, request)
-                except PagerError as exc:
-                    outcome, detail = PageOutcome.FAILED, exc.detail
-                else:
-                    kind = recipient.recipient.partition(":")[0]
-                    outcome = PageOutcome.DELIVERED if kind in SLACK_KINDS else PageOutcome.SENT
-                    detail, provider_ids = result.detail, dict(result.provider_ids)
-            page = await service.record_page(
-                session=session, incident=incident, step_key=step.step_key, generation=step.generation,
-                level=step.level, attempt=step.attempt, target=recipient.target,
-                recipient=recipient.recipient, outcome=outcome, detail=detail, due_at=step.due_at,
-                sent_at=started, now=self.clock.now(), provider_ids=provider_ids,
-                message=step.message, actor=step.actor,
-            )
+                page = await self._send_and_record(session, incident, step, recipient)
+            if summarise_after is not None:
+                await self._enqueue_summary(session, incident, step, [*summarise_after, page])
             return incident, page
+
+    async def _send_and_record(self, session, incident: Incident, step: Step, recipient: Recipient) -> Page:
+        started = self.clock.now()
+        provider_ids: dict[str, Any] = {}
+        if recipient.problem is not None:
+            outcome, detail = PageOutcome.FAILED, recipient.problem
+        else:
+            request = self._request(incident, step, started)
+            try:
+                result = await pager_for(self.pagers, recipient.recipient).page(recipient.recipient, request)
+            except PagerError as exc:
+                outcome, detail = PageOutcome.FAILED, exc.detail
+            else:
+                kind = recipient.recipient.partition(":")[0]
+                outcome = PageOutcome.DELIVERED if kind in SLACK_KINDS else PageOutcome.SENT
+                detail, provider_ids = result.detail, dict(result.provider_ids)
+        return await service.record_page(
+            session=session, incident=incident, step_key=step.step_key, generation=step.generation,
+            level=step.level, attempt=step.attempt, target=recipient.target,
+            recipient=recipient.recipient, outcome=outcome, detail=detail, due_at=step.due_at,
+            sent_at=started, now=self.clock.now(), provider_ids=provider_ids,
+            message=step.message, actor=step.actor,
+        )
 
     def _request(self, incident: Incident, step: Step, now: datetime, actor: str | None = None) -> PageRequest:
         return PageRequest(

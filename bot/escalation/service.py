@@ -15,8 +15,8 @@ How an incident's escalation runs, as jobs (``bot.jobs``):
     the status-update reminder.
 ``escalation.level``
     pages the level's targets (see the engine); each recipient is paged in its
-    own transaction holding the incident's row lock, after :func:`level_stop_reason`
-    said the level is still live and :func:`find_page` that it was not paged yet.
+    own transaction holding the incident's row lock, after :func:`page_gate` said
+    the level is still live and this recipient was not paged for it yet.
 Acknowledging
     cancels the pending level jobs and marks the plan stopped, in the
     acknowledging transaction itself; a level job already running is stopped by
@@ -150,17 +150,6 @@ async def pages_of(
     return list((await session.execute(query)).scalars())
 
 
-async def find_page(
-    *, session: AsyncSession, incident_id: int, step_key: str, recipient: str
-) -> Page | None:
-    return (
-        await session.execute(
-            select(Page).where(Page.incident_id == incident_id, Page.step_key == step_key,
-                               Page.recipient == recipient)
-        )
-    ).scalar_one_or_none()
-
-
 # --- planning -------------------------------------------------------------------------
 
 
@@ -206,7 +195,12 @@ async def plan_escalation(
         return PlanResult(0, 0, None)
     if incident.state == IncidentState.RESOLVED:
         return PlanResult(0, 0, None)
-    pages = incident.state == IncidentState.OPEN and (reason == "opened" or upgrade)
+    # Paging starts when the incident opens; a severity change re-plans it only when it
+    # raises the severity, or when the opening's plan never ran (it saw another severity).
+    never_planned = plan is None or plan.generation == 0
+    pages = incident.state == IncidentState.OPEN and (reason == "opened" or upgrade or never_planned)
+    if never_planned:
+        origin_at = incident.opened_at  # levels count from the opening
     steps = matrix.steps(severity)
     levels = matrix.levels(severity)
     cancelled = 0
@@ -250,7 +244,7 @@ async def plan_escalation(
         + (f" ×{level.repeat + 1}" if level.repeat else "")
         for index, level in enumerate(levels)
     )
-    if reason == "opened":
+    if reason == "opened" or never_planned:
         text = f"Escalation planned for {severity.value}: {schedule}"
     else:
         text = (f"Severity raised to {severity.value}: escalation re-planned from the "
@@ -282,18 +276,39 @@ async def stop_escalation(
     return cancelled
 
 
-async def level_stop_reason(
-    *, session: AsyncSession, incident: Incident, generation: int
-) -> str | None:
-    """Why a level of ``generation`` must not page now (None: it may); incident locked."""
-    if incident.state != IncidentState.OPEN:
-        return f"{incident.key} is {incident.state.value}"
-    plan = await get_plan(session=session, incident_id=incident.id)
-    if plan is None or plan.generation != generation:
-        return "the escalation was re-planned"
-    if plan.stopped_at is not None:
-        return f"the escalation stopped ({plan.stop_reason})"
-    return None
+async def page_gate(
+    *, session: AsyncSession, incident: Incident, step_key: str, recipient: str, generation: int | None
+) -> tuple[str | None, Page | None]:
+    """May this recipient of this step be paged now? Call with the incident locked.
+
+    Returns ``(stop_reason, existing_page)``: a reason when the step must not page
+    any more (acknowledged, resolved, re-planned; a manual page, ``generation``
+    None, only stops once the incident is resolved), else the page row when this
+    recipient was paged for this step already. One query in the common case.
+    """
+    if generation is None:
+        if incident.state == IncidentState.RESOLVED:
+            return f"{incident.key} is resolved", None
+    elif incident.state != IncidentState.OPEN:
+        return f"{incident.key} is {incident.state.value}", None
+    paged = (
+        select(Page.id).where(Page.incident_id == incident.id, Page.step_key == step_key,
+                              Page.recipient == recipient)
+        .limit(1).scalar_subquery()
+    )
+    if generation is None:
+        page_id = await session.scalar(select(paged))
+    else:
+        row = (await session.execute(
+            select(EscalationPlan.generation, EscalationPlan.stopped_at, EscalationPlan.stop_reason, paged)
+            .where(EscalationPlan.incident_id == incident.id)
+        )).first()
+        if row is None or row[0] != generation:
+            return "the escalation was re-planned", None
+        if row[1] is not None:
+            return f"the escalation stopped ({row[2]})", None
+        page_id = row[3]
+    return None, (await session.get(Page, page_id) if page_id is not None else None)
 
 
 # --- pages -----------------------------------------------------------------------------

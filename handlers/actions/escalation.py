@@ -64,9 +64,7 @@ async def acknowledge_from_page(rt: Runtime, body: dict[str, Any], client: Any) 
 
 def register(app: AsyncApp, rt: Runtime) -> None:
     @app.action(ActionId.PAGE_ACK.value)
-    async def page_acknowledge(ack: AsyncAck, body: dict, client) -> None:
+    async def page_acknowledge(ack: AsyncAck, body: dict, client, respond) -> None:
         await ack()
         reply = await guarded(lambda: acknowledge_from_page(rt, body, client))
-        channel = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
-        if channel:
-            await client.chat_postEphemeral(channel=channel, user=body["user"]["id"], text=reply["text"])
+        await respond(replace_original=False, **reply)

@@ -323,3 +323,17 @@ async def test_a_target_with_nobody_on_call_fails_and_the_level_goes_on(harness:
     assert "nobody is primary on call in `backend`" in failed[0].text
     channel = (await h.incident(incident.number)).channel_id
     assert any(":warning: could not page" in t for t in h.channel_texts(channel))
+
+
+@SQLITE_ONLY
+async def test_a_severity_change_before_the_first_plan_still_pages_from_the_opening(harness: Harness) -> None:
+    h = harness
+    incident = await h.open("P0")
+    await h.change(incident.number, "change_severity", severity=Severity.P2, actor=BEN)  # before any job ran
+    await h.run()
+    assert len(h.page_dms(CHEN)) == 1 and h.pd.requests == []  # P2: oncall:backend only
+    await h.at(60)  # P2 level 2 at +1h from the opening
+    assert len(h.page_dms(AVA)) == 1
+    [planned] = [e for e in await h.events(incident.number, EventKind.ESCALATION)
+                 if e.data.get("action") == "planned"]
+    assert planned.text.startswith("Escalation planned for P2")
