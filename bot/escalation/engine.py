@@ -42,7 +42,7 @@ from bot.clock import Clock, utc
 from bot.db.engine import SessionMaker, transaction
 from bot.escalation import service
 from bot.escalation.models import Page, PageOutcome
-from bot.incidents.models import Incident, IncidentState, TimelineEvent
+from bot.incidents.models import Incident, TimelineEvent
 from bot.jobs.models import Job
 from bot.jobs.worker import RetryLater, Worker
 from bot.pagers import Pager, PagerError, PageRequest, pager_for

@@ -12,16 +12,17 @@ ENGINE_KEY = "escalation"
 
 
 def install(rt) -> None:
-    cache: dict[int, Mapping[str, Pager]] = {}
+    built: dict[str, object] = {}
 
     def pagers() -> Mapping[str, Pager]:
-        # rt.http exists once the runtime has started (before any job runs).
+        # The pagers share the runtime's HTTP session, which exists once it has started
+        # (before any job runs); a restarted runtime gets a new session, hence new pagers.
         if rt.http is None:
             raise RuntimeError("the runtime has not started: no HTTP session for the pagers")
-        if id(rt.http) not in cache:
-            cache.clear()
-            cache[id(rt.http)] = build_pagers(rt.settings, rt.http, rt.slack, retry=ESCALATION_RETRY)
-        return cache[id(rt.http)]
+        if built.get("http") is not rt.http:
+            built["http"] = rt.http
+            built["pagers"] = build_pagers(rt.settings, rt.http, rt.slack, retry=ESCALATION_RETRY)
+        return built["pagers"]  # type: ignore[return-value]
 
     engine = EscalationEngine(sessions=rt.sessions, clock=rt.clock, playbooks=rt.playbooks,
                               slack=rt.slack, pagers=pagers)
