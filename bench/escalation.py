@@ -21,12 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
-import os
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -51,9 +49,9 @@ from bot.jobs.worker import Worker  # noqa: E402
 from bot.pagers.pagerduty import PagerDutyPager  # noqa: E402
 from bot.playbooks.loader import load_playbooks  # noqa: E402
 from bot.playbooks.models import Severity  # noqa: E402
+from tests.support.databases import PG_ADMIN_DSN, drop_pg_database, new_pg_database  # noqa: E402
 
 ROUTING_KEY = "b3nchb3nchb3nchb3nchb3nchb3nch00"
-PG_ADMIN_DSN = os.environ.get("FIREBREAK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def write_playbooks(folder: Path, levels: int, first: int, gap: int) -> None:
@@ -186,23 +184,9 @@ async def run(args: argparse.Namespace, url: str) -> None:
 
 async def fresh_pg_database() -> str | None:
     try:
-        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
+        return await new_pg_database("fb_bench")
     except (OSError, asyncpg.PostgresError):
         return None
-    name = f"fb_bench_{uuid.uuid4().hex[:10]}"
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return name
-
-
-async def drop_pg_database(name: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def main(args: argparse.Namespace) -> None:

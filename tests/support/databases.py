@@ -21,19 +21,25 @@ def _pg_server_dsn(database: str) -> str:
     return f"{base}/{database}"
 
 
-async def create_pg_database() -> str:
-    name = f"fb_test_{uuid.uuid4().hex[:12]}"
-    try:
-        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
-    except (OSError, asyncpg.PostgresError) as exc:
-        if os.environ.get("CI"):
-            raise RuntimeError(f"PostgreSQL is required in CI but unreachable: {exc}") from exc
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_DSN} ({exc}); set FIREBREAK_TEST_PG")
+async def new_pg_database(prefix: str = "fb_test") -> str:
+    """Create an empty database and return its name (raises if PostgreSQL is unreachable)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
     return name
+
+
+async def create_pg_database() -> str:
+    """A fresh database for a test: skips (or, in CI, fails) if PostgreSQL is unreachable."""
+    try:
+        return await new_pg_database()
+    except (OSError, asyncpg.PostgresError) as exc:
+        if os.environ.get("CI"):
+            raise RuntimeError(f"PostgreSQL is required in CI but unreachable: {exc}") from exc
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_DSN} ({exc}); set FIREBREAK_TEST_PG")
 
 
 async def drop_pg_database(name: str) -> None:
