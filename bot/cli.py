@@ -50,7 +50,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from bot.db.migrate import upgrade
     from bot.playbooks.loader import PlaybookError
-    from handlers.app import BOLT, create_web_app
+    from handlers.app import create_web_app
 
     settings.require_for_serve()
     if settings.database_url.startswith("sqlite"):
@@ -59,16 +59,6 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         app = create_web_app(settings)
     except PlaybookError as exc:
         raise ConfigError(f"invalid playbooks: {exc}") from None
-    if settings.socket_mode:
-        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-        async def socket_mode(app: web.Application):
-            handler = AsyncSocketModeHandler(app[BOLT], settings.slack_app_token.get_secret_value())
-            await handler.connect_async()
-            yield
-            await handler.close_async()
-
-        app.cleanup_ctx.append(socket_mode)
     log.info("Firebreak listening on %s:%s (%s mode)", settings.host, settings.port,
              "Socket" if settings.socket_mode else "HTTP")
     web.run_app(app, host=settings.host, port=settings.port, print=None,

@@ -37,12 +37,29 @@ async def slack_events(request: web.Request) -> web.Response:
     return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
 
 
+def add_socket_mode(app: web.Application, app_token: str) -> None:
+    """Receive Slack's requests over Socket Mode for as long as the application runs."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    async def socket_mode(app: web.Application):
+        handler = AsyncSocketModeHandler(app[BOLT], app_token)
+        await handler.connect_async()
+        yield
+        await handler.close_async()
+
+    app.cleanup_ctx.append(socket_mode)
+
+
 def create_web_app(settings: Settings, **runtime_options) -> web.Application:
-    """The full application of ``firebreak serve``: web routes plus Slack at /slack/events."""
+    """The full application of ``firebreak serve``: web routes plus Slack at /slack/events,
+    or over Socket Mode when ``SLACK_APP_TOKEN`` is set (the web routes still answer)."""
     rt = build_runtime(settings, **runtime_options)
     app = create_app(rt)
     app[BOLT] = build_bolt_app(rt)
-    app.router.add_post("/slack/events", slack_events)
+    if settings.slack_app_token is not None:
+        add_socket_mode(app, settings.slack_app_token.get_secret_value())
+    else:
+        app.router.add_post("/slack/events", slack_events)
     return app
 
 
