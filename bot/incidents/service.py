@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.clock import utc
 from bot.incidents import lifecycle
 from bot.incidents.models import (
     TEXT_MAX, TITLE_MAX, Counter, EventKind, Incident, IncidentState, Role, TimelineEvent,
@@ -339,8 +340,6 @@ async def record_pinned_message(
     via: str,
 ) -> TimelineEvent | None:
     """Add a pinned (or :pushpin:-ed) message with its original time, once per message."""
-    from bot.clock import utc
-
     occurred = utc(datetime.fromtimestamp(float(message_ts)))
     return await record_event(
         session=session, incident=incident, kind=EventKind.PINNED_MESSAGE, now=now,
