@@ -35,7 +35,7 @@ def sleeps() -> RecordedSleeps:
 
 @pytest.fixture
 def retry(sleeps: RecordedSleeps) -> RetryPolicy:
-    """Up to 4 attempts, waits recorded not slept, 0.5 s per request."""
+    """Up to 4 attempts, waits recorded not slept, 2 s per request."""
     # Long enough that a busy CI machine (the fakes validate every request against the
     # official schemas, synchronously) is not mistaken for a hang; hang tests cost one timeout.
     return RetryPolicy.for_tests(sleep=sleeps, timeout=2.0)
