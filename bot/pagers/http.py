@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any, Awaitable, Callable, Mapping
 
 import aiohttp
@@ -29,6 +27,7 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
+from bot.retry_after import parse_retry_after
 from bot.pagers.base import PagerError
 
 log = logging.getLogger(__name__)
@@ -76,22 +75,6 @@ class _RetryableFailure(Exception):
         self.retry_after = retry_after
 
 
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
 
 
 class _WaitRetryAfterOrBackoff(wait_base):
