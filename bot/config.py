@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     # Extensions (README "Configuration"): worker tuning and logging.
     run_workers: bool = True
     worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    work_concurrency: int = Field(default=16, ge=1, le=256)
+    work_queue_limit: int = Field(default=5000, ge=1)
     log_level: str = "INFO"
 
     @field_validator("incident_channel_prefix")

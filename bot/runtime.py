@@ -10,6 +10,7 @@ import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.background import BackgroundWork
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.db.engine import SessionMaker, create_engine, create_sessionmaker
@@ -32,6 +33,7 @@ class Runtime:
     playbooks: Playbooks
     worker: Worker
     effects: SlackEffects
+    background: BackgroundWork = field(default_factory=BackgroundWork)
     http: aiohttp.ClientSession | None = None
     extras: dict[str, object] = field(default_factory=dict)
 
@@ -46,6 +48,7 @@ class Runtime:
             self.worker.start()
 
     async def close(self) -> None:
+        await self.background.drain()
         await self.worker.stop()
         if self.http is not None:
             await self.http.close()
@@ -69,7 +72,9 @@ def build_runtime(
     slack = slack or make_slack_client(settings)
     worker = Worker(sessions=sessions, clock=clock, poll_seconds=settings.worker_poll_seconds)
     runtime = Runtime(settings=settings, clock=clock, engine=engine, sessions=sessions,
-                      slack=slack, playbooks=playbooks, worker=worker, effects=None)  # type: ignore[arg-type]
+                      slack=slack, playbooks=playbooks, worker=worker, effects=None,  # type: ignore[arg-type]
+                      background=BackgroundWork(concurrency=settings.work_concurrency,
+                                                queue_limit=settings.work_queue_limit))
     runtime.effects = SlackEffects(sessions=sessions, client=slack, settings=settings, clock=clock,
                                    runbook_for=runtime.runbook_for)
     for kind, handler in runtime.effects.handlers().items():

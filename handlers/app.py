@@ -23,8 +23,10 @@ def build_bolt_app(rt: Runtime) -> AsyncApp:
     app = AsyncApp(
         client=rt.slack,
         signing_secret=secret.get_secret_value() if secret else None,
-        # Ack first, work after: Slack gets its answer while the listener goes on.
-        process_before_response=False,
+        # Listeners ack, hand their work to rt.background (handlers.common.ack_then) and
+        # return, so the answer leaves at once. (With False, Bolt polls for the ack every
+        # 10 ms and runs every listener unbounded on the loop that also answers Slack.)
+        process_before_response=True,
         request_verification_enabled=not rt.settings.socket_mode,
         logger=logging.getLogger("firebreak.bolt"),
     )

@@ -12,7 +12,7 @@ from bot.playbooks.models import Severity
 from bot.runtime import Runtime
 from handlers.discovery import register_submodules
 from bot.slack.ids import ActionId
-from handlers.common import Reply, ephemeral, guarded, once
+from handlers.common import Reply, ack_then_reply, ephemeral, once
 
 
 async def _card_action(rt: Runtime, body: dict[str, Any], kind: ActionId) -> Reply:
@@ -47,10 +47,8 @@ def register(app: AsyncApp, rt: Runtime) -> None:
                       ActionId.INCIDENT_CHANGE_SEVERITY):
         def make(kind: ActionId):
             async def listener(ack: AsyncAck, body: dict, respond) -> None:
-                await ack()
-                reply = await guarded(lambda: _card_action(rt, body, kind))
-                # The response URL reaches the clicker even outside the channel's members.
-                await respond(replace_original=False, **reply)
+                await ack_then_reply(ack, rt, respond, lambda: _card_action(rt, body, kind),
+                                     name=kind.value)
             return listener
 
         app.action(action_id.value)(make(action_id))

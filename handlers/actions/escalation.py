@@ -19,7 +19,7 @@ from bot.pagers.slack_blocks import (
 )
 from bot.runtime import Runtime
 from bot.slack.ids import ActionId
-from handlers.common import Reply, ephemeral, guarded, once
+from handlers.common import Reply, ack_then_reply, ephemeral, once
 
 
 async def acknowledge_from_page(rt: Runtime, body: dict[str, Any], client: Any) -> Reply:
@@ -65,6 +65,5 @@ async def acknowledge_from_page(rt: Runtime, body: dict[str, Any], client: Any) 
 def register(app: AsyncApp, rt: Runtime) -> None:
     @app.action(ActionId.PAGE_ACK.value)
     async def page_acknowledge(ack: AsyncAck, body: dict, client, respond) -> None:
-        await ack()
-        reply = await guarded(lambda: acknowledge_from_page(rt, body, client))
-        await respond(replace_original=False, **reply)
+        await ack_then_reply(ack, rt, respond, lambda: acknowledge_from_page(rt, body, client),
+                             name=ActionId.PAGE_ACK.value)

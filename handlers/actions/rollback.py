@@ -18,7 +18,7 @@ from bot.rollback import service as rollbacks
 from bot.rollback.owners import OwnersUnavailable, owner_ids
 from bot.runtime import Runtime
 from bot.slack.ids import ActionId
-from handlers.common import Reply, ephemeral, guarded, once
+from handlers.common import Reply, ack_then_reply, ephemeral, guarded, once
 
 ACTIONS = {
     ActionId.ROLLBACK_CONFIRM: rollbacks.confirm,
@@ -65,13 +65,15 @@ def register(app: AsyncApp, rt: Runtime) -> None:
     for action_id in ACTIONS:
         def make(kind: ActionId):
             async def listener(ack: AsyncAck, body: dict, respond) -> None:
-                await ack()
-                run_next: list[str] = []
-                reply = await guarded(lambda: rollback_action(rt, body, kind, run_next))
-                # Fast path: trigger now and update the preview, rather than on the worker's next
-                # poll (if another worker holds a job already, run_job_by_key returns at once).
-                await asyncio.gather(*(rt.worker.run_job_by_key(key) for key in run_next))
-                await respond(replace_original=False, **reply)
+                async def act() -> Reply:
+                    run_next: list[str] = []
+                    answer = await guarded(lambda: rollback_action(rt, body, kind, run_next))
+                    # Fast path: trigger now and update the preview, rather than on the worker's
+                    # next poll (if another worker holds a job already, this returns at once).
+                    await asyncio.gather(*(rt.worker.run_job_by_key(key) for key in run_next))
+                    return answer
+
+                await ack_then_reply(ack, rt, respond, act, name=kind.value)
             return listener
 
         app.action(action_id.value)(make(action_id))

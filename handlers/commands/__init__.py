@@ -9,6 +9,7 @@ from bot.runtime import Runtime
 from handlers.discovery import register_submodules
 from bot.slack import blocks
 from handlers.commands.incident import handle_incident
+from handlers.common import ack_then
 
 
 def register(app: AsyncApp, rt: Runtime) -> None:
@@ -24,11 +25,14 @@ def register(app: AsyncApp, rt: Runtime) -> None:
         if command.name == "help":
             await ack(response_type="ephemeral", text=help_text())
             return
-        await ack()
-        if command.name == "open" and command.severity is None:
-            await client.views_open(
-                trigger_id=body["trigger_id"],
-                view=blocks.open_incident_modal(sorted(rt.playbooks.services),
-                                                channel_id=body.get("channel_id")))
-            return
-        await respond(**await handle_incident(rt, command, body))
+
+        async def work() -> None:
+            if command.name == "open" and command.severity is None:
+                await client.views_open(
+                    trigger_id=body["trigger_id"],
+                    view=blocks.open_incident_modal(sorted(rt.playbooks.services),
+                                                    channel_id=body.get("channel_id")))
+                return
+            await respond(**await handle_incident(rt, command, body))
+
+        await ack_then(ack, rt, work, name=f"/incident {command.name}")

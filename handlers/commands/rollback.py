@@ -18,7 +18,7 @@ from bot.rollback import service as rollbacks
 from bot.rollback.commands import RollbackCommand, help_text, parse_rollback_command
 from bot.rollback.install import flow_of
 from bot.runtime import Runtime
-from handlers.common import Reply, ephemeral, guarded, once
+from handlers.common import Reply, ack_then, ephemeral, guarded, once
 
 LIST_TIMEOUT = 8.0  # seconds for one provider's answer in /rollback list
 
@@ -140,5 +140,8 @@ def register(app: AsyncApp, rt: Runtime) -> None:
         if command.name == "help":
             await ack(response_type="ephemeral", text=help_text())
             return
-        await ack()
-        await respond(**await guarded(lambda: run_rollback_command(rt, command, body)))
+
+        async def work() -> None:
+            await respond(**await guarded(lambda: run_rollback_command(rt, command, body)))
+
+        await ack_then(ack, rt, work, name=f"/rollback {command.name}")

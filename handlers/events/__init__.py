@@ -10,6 +10,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.db.engine import transaction
 from bot.incidents import service as incidents
 from bot.runtime import Runtime
+from handlers.common import work_on_event
 from handlers.discovery import register_submodules
 
 log = logging.getLogger(__name__)
@@ -41,33 +42,38 @@ async def add_pinned(rt: Runtime, *, channel: str, message: dict[str, Any], pinn
             now=rt.clock.now(), via=via)
 
 
+async def on_pin_added(rt: Runtime, event: dict[str, Any], context) -> None:
+    item = event.get("item") or {}
+    channel = event.get("channel_id") or item.get("channel")
+    message = item.get("message")
+    if channel and isinstance(message, dict) and message.get("ts"):
+        await add_pinned(rt, channel=channel, message=message, pinned_by=event.get("user"),
+                         via="pin", bot_user_id=context.get("bot_user_id"))
+
+
+async def on_pushpin(rt: Runtime, event: dict[str, Any], client, context) -> None:
+    item = event.get("item") or {}
+    if item.get("type") != "message":
+        return
+    message = await _fetch_message(client, item["channel"], item["ts"])
+    if message:
+        await add_pinned(rt, channel=item["channel"], message=message,
+                         pinned_by=event.get("user"), via="pushpin",
+                         bot_user_id=context.get("bot_user_id"))
+
+
 def register(app: AsyncApp, rt: Runtime) -> None:
     register_submodules(__name__, __path__, app, rt)
     @app.event("pin_added")
-    async def pin_added(event: dict, client, context) -> None:
-        item = event.get("item") or {}
-        channel = event.get("channel_id") or item.get("channel")
-        message = item.get("message")
-        if not channel:
-            return
-        if message is None and item.get("message", {}).get("ts"):
-            message = await _fetch_message(client, channel, item["message"]["ts"])
-        if message:
-            await add_pinned(rt, channel=channel, message=message, pinned_by=event.get("user"),
-                             via="pin", bot_user_id=context.get("bot_user_id"))
+    async def pin_added(event: dict, context):
+        return work_on_event(rt, lambda: on_pin_added(rt, event, context), name="pin_added")
 
     @app.event("reaction_added")
-    async def reaction_added(event: dict, client, context) -> None:
+    async def reaction_added(event: dict, client, context):
         if event.get("reaction") != "pushpin":
-            return
-        item = event.get("item") or {}
-        if item.get("type") != "message":
-            return
-        message = await _fetch_message(client, item["channel"], item["ts"])
-        if message:
-            await add_pinned(rt, channel=item["channel"], message=message,
-                             pinned_by=event.get("user"), via="pushpin",
-                             bot_user_id=context.get("bot_user_id"))
+            return None
+        return work_on_event(rt, lambda: on_pushpin(rt, event, client, context),
+                             name="reaction_added")
 
     @app.event("pin_removed")
     async def ignore_unpins() -> None:  # an unpin does not erase history

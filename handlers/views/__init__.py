@@ -14,6 +14,9 @@ from handlers.commands.incident import open_from_command
 from handlers.common import guarded
 
 
+OVERLOADED_FORM = "Firebreak is overloaded right now; nothing was done. Submit again in a few seconds."
+
+
 def register(app: AsyncApp, rt: Runtime) -> None:
     register_submodules(__name__, __path__, app, rt)
     @app.view(CallbackId.OPEN_INCIDENT_MODAL.value)
@@ -33,15 +36,23 @@ def register(app: AsyncApp, rt: Runtime) -> None:
         if errors:
             await ack(response_action="errors", errors=errors)
             return
+        if rt.background.saturated:
+            await ack(response_action="errors", errors={BlockId.MODAL_TITLE.value: OVERLOADED_FORM})
+            return
         await ack()
         user = body["user"]["id"]
         command = Command("open", severity=Severity(severity_option["value"]), text=title,
                           service=service_option["value"] if service_option else None)
         delivery = f"view:{view['id']}" if view.get("id") else None
-        reply = await guarded(lambda: open_from_command(rt, command, user=user, delivery=delivery))
-        origin = view.get("private_metadata") or None
-        if origin:
-            await client.chat_postEphemeral(channel=origin, user=user, text=reply["text"])
-        else:
-            opened = await client.conversations_open(users=user)
-            await client.chat_postMessage(channel=opened["channel"]["id"], text=reply["text"])
+
+        async def work() -> None:
+            reply = await guarded(lambda: open_from_command(rt, command, user=user,
+                                                            delivery=delivery))
+            origin = view.get("private_metadata") or None
+            if origin:
+                await client.chat_postEphemeral(channel=origin, user=user, text=reply["text"])
+            else:
+                opened = await client.conversations_open(users=user)
+                await client.chat_postMessage(channel=opened["channel"]["id"], text=reply["text"])
+
+        rt.background.spawn(work, name="open incident (modal)")

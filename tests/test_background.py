@@ -1,0 +1,89 @@
+"""The after-ack runner: bounded, tracked, drained; and what Slack sees when it is saturated."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from sqlmodel import select
+
+from bot.background import BackgroundWork
+from bot.incidents.models import Incident
+from handlers.common import OVERLOADED
+from tests.support.bed import start_bed, stop_bed
+
+
+async def test_no_more_than_concurrency_pieces_run_at_once():
+    runner = BackgroundWork(concurrency=3, queue_limit=100)
+    running, peak = 0, 0
+
+    async def work():
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+
+    for i in range(20):
+        runner.spawn(work, name=f"w{i}")
+    assert runner.pending == 20
+    await runner.drain()
+    assert (peak, runner.completed, runner.pending) == (3, 20, 0)
+
+
+async def test_a_failing_piece_is_logged_and_counted_and_others_go_on(caplog):
+    runner = BackgroundWork(concurrency=2)
+
+    async def boom():
+        raise RuntimeError("provider exploded")
+
+    async def fine():
+        return None
+
+    with caplog.at_level(logging.ERROR, logger="firebreak.background"):
+        runner.spawn(boom, name="boom")
+        runner.spawn(fine, name="fine")
+        await runner.drain()
+    assert (runner.failed, runner.completed) == (1, 1)
+    assert "background work boom failed" in caplog.text
+
+
+async def test_saturation_and_drain_timeout_cancels_what_is_left():
+    runner = BackgroundWork(concurrency=1, queue_limit=2)
+    release = asyncio.Event()
+    runner.spawn(release.wait, name="stuck")
+    assert not runner.saturated
+    runner.spawn(release.wait, name="waiting")
+    assert runner.saturated
+    await runner.drain(timeout=0.05)
+    assert runner.pending == 0 and runner.saturated  # closed: takes no more work
+
+
+@pytest.fixture
+async def narrow_bed(database_url):
+    bed = await start_bed(database_url, settings_overrides={"work_concurrency": 1,
+                                                            "work_queue_limit": 1})
+    try:
+        yield bed
+    finally:
+        await stop_bed(bed)
+
+
+async def test_saturated_bot_refuses_in_the_ack_and_changes_nothing(narrow_bed):
+    bed = narrow_bed
+    bed.emu.delay("conversations.create", 1.0)
+    first = await bed.command("open P2 slow slack")
+    assert first.status == 200 and not first.body  # accepted; its work holds the only slot
+
+    refused = await bed.command("open P1 while saturated")
+    assert refused.status == 200
+    assert refused.json == {"response_type": "ephemeral", "text": OVERLOADED}
+
+    await bed.reply(first)
+    await bed.wait_for(lambda: bed.rt.background.pending == 0)
+    async with bed.rt.sessions() as session:
+        titles = [i.title for i in (await session.exec(select(Incident))).all()]
+    assert titles == ["slow slack"]
+    again = await bed.run_command("open P1 after the burst")
+    assert "INC-2 opened" in again
