@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     work_concurrency: int = Field(default=16, ge=1, le=256)
     work_queue_limit: int = Field(default=5000, ge=1)
+    worker_lease_seconds: float = Field(default=120.0, ge=1, le=3600)
+    rollback_poll_seconds: float = Field(default=3.0, gt=0, le=300)
     log_level: str = "INFO"
 
     @field_validator("incident_channel_prefix")

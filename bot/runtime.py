@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -70,7 +71,8 @@ def build_runtime(
     if playbooks is None:
         playbooks = load_playbooks(Path(settings.playbooks_dir))
     slack = slack or make_slack_client(settings)
-    worker = Worker(sessions=sessions, clock=clock, poll_seconds=settings.worker_poll_seconds)
+    worker = Worker(sessions=sessions, clock=clock, poll_seconds=settings.worker_poll_seconds,
+                    lease=timedelta(seconds=settings.worker_lease_seconds))
     runtime = Runtime(settings=settings, clock=clock, engine=engine, sessions=sessions,
                       slack=slack, playbooks=playbooks, worker=worker, effects=None,  # type: ignore[arg-type]
                       background=BackgroundWork(concurrency=settings.work_concurrency,

@@ -57,7 +57,7 @@ ProviderFactory = Callable[[ServicePlaybook], RollbackProvider]
 
 class RollbackFlow:
     # Timings (attributes so that a deployment or a test may change them).
-    progress_interval = timedelta(seconds=3)  # between provider polls
+    progress_interval = timedelta(seconds=3)  # between provider polls (ROLLBACK_POLL_SECONDS)
     follow_timeout = timedelta(minutes=30)  # not live by then: failed (the provider may still finish)
     trigger_deadline = timedelta(minutes=10)  # provider unreachable that long after Confirm: failed
     trigger_max_attempts = 3  # sends, only after answers that prove nothing was applied (429, refused)
@@ -90,6 +90,14 @@ class RollbackFlow:
         self._providers: dict[tuple[str, int], RollbackProvider] = {}
         self.worker_id = worker_id
         self.wake = wake  # new steps wait as Slack jobs: wake the worker to post them now
+        # Settings ROLLBACK_POLL_SECONDS and WORKER_LEASE_SECONDS (README "Configuration"):
+        # the lock on a rollback's Slack thread lasts no longer than the job holding it.
+        poll = getattr(settings, "rollback_poll_seconds", None)
+        if isinstance(poll, (int, float)) and poll > 0:
+            self.progress_interval = timedelta(seconds=poll)
+        lease = getattr(settings, "worker_lease_seconds", None)
+        if isinstance(lease, (int, float)) and lease > 0:
+            self.slack_lease = min(self.slack_lease, timedelta(seconds=lease))
         # Provider reads wait through the injected clock (a manual clock in tests).
         self.retry = RetryPolicy(sleep=clock.sleep)
         # PyGithub pauses between writes (GitHub's advice for content-creating calls).
