@@ -3,19 +3,42 @@
 Each step of setting up an incident channel stores its result before the next
 one starts, so a retry after a failure (or a crash) resumes where it stopped:
 a channel is created once, the card posted once.
+
+The one window that storing results cannot close is a Slack call that did its
+work while its answer was lost (the process died, the connection dropped).
+Slack has no idempotency keys, so a retry first looks for what an earlier run
+may have left:
+
+- channel: every name is recorded in the provisioning job's payload (with the
+  time) *before* ``conversations.create`` is asked for it. ``name_taken`` on a
+  recorded name adopts the existing channel only when it is provably that
+  earlier request's: created by this bot user, not archived, created no earlier
+  than the request (give or take :data:`CLOCK_SKEW`), and not the channel of
+  another incident. Anything else gets the next ``-2``, ``-3`` name as before.
+- card and announcement: posted with message metadata naming the incident; a
+  retried job reads the channel's history for it before posting.
+- runbook bookmark: a retried job lists the bookmarks first.
+- invite, pin and topic are idempotent at Slack (``already_in_channel``,
+  ``already_pinned``, the same topic).
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from sqlalchemy import select, update
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import Clock
+from bot.clock import Clock, utc
 from bot.config import Settings
 from bot.db.engine import SessionMaker, transaction
 from bot.incidents import lifecycle
@@ -32,6 +55,11 @@ PROVISION = "slack.provision"
 SYNC_CARD = "slack.sync_card"
 POST_EVENT = "slack.post_event"
 NAME_ATTEMPTS = 10
+CREATE_SENDS = 3  # conversations.create sends per name, after answers that prove nothing
+CARD_METADATA = "firebreak_incident_card"
+ANNOUNCEMENT_METADATA = "firebreak_incident_announcement"
+CLOCK_SKEW = timedelta(minutes=5)  # between this host's clock and Slack's
+LOOKUP_PAGES = 10  # pages read when looking for what an earlier run left at Slack
 
 # Events that change what the card shows, and those worth a line in the channel.
 CARD_EVENTS = {EventKind.ACKNOWLEDGED, EventKind.SEVERITY_CHANGED, EventKind.ROLE_ASSIGNED,
@@ -78,6 +106,18 @@ def _error_code(exc: SlackApiError) -> str:
         return str(exc)
 
 
+def _metadata(event_type: str, incident: Incident) -> dict[str, Any]:
+    """Message metadata that lets a retry recognise a message this bot posted for ``incident``."""
+    return {"event_type": event_type,
+            "event_payload": {"incident_id": incident.id, "incident": incident.key}}
+
+
+def _marks(message: dict[str, Any], event_type: str, incident: Incident) -> bool:
+    metadata = message.get("metadata") or {}
+    payload = metadata.get("event_payload") or {}
+    return metadata.get("event_type") == event_type and payload.get("incident_id") == incident.id
+
+
 class SlackEffects:
     def __init__(
         self,
@@ -94,6 +134,12 @@ class SlackEffects:
         self.clock = clock
         self.runbook_for = runbook_for
         self.card_sections: list[CardSection] = []
+        self._bot_user_id: str | None = None
+        # conversations.create is not idempotent: this client retries only 429s (nothing was
+        # done); after a lost connection or a 5xx, _create_channel decides itself.
+        self._create_client = copy.copy(client)
+        self._create_client.retry_handlers = [
+            h for h in (client.retry_handlers or []) if isinstance(h, AsyncRateLimitErrorRetryHandler)]
 
     def add_card_section(self, section: CardSection) -> None:
         """Let another concern (rollbacks, …) show its state on the incident card."""
@@ -141,17 +187,19 @@ class SlackEffects:
     async def provision(self, job: Job) -> None:
         incident = await self._load(job.incident_id)
         try:
-            incident = await self._provision_steps(incident)
+            incident = await self._provision_steps(incident, job)
         except SlackStepFailed as failure:
             await self._record_failure(incident.id, failure, first=job.attempts == 1)
             raise
         if incident.setup_error:
             await self._save(incident.id, setup_error=None)
 
-    async def _provision_steps(self, incident: Incident) -> Incident:
+    async def _provision_steps(self, incident: Incident, job: Job) -> Incident:
         client = self.client
+        # An earlier run of this job may have done a step at Slack and died before storing it.
+        retry = job.attempts > 1
         if not incident.channel_id:
-            incident = await self._create_channel(incident)
+            incident = await self._create_channel(incident, job)
         if not incident.reporter_invited:
             try:
                 await client.conversations_invite(channel=incident.channel_id, users=incident.reporter_id)
@@ -160,13 +208,17 @@ class SlackEffects:
                     raise SlackStepFailed("inviting the reporter", _error_code(exc)) from exc
             incident = await self._save(incident.id, reporter_invited=True)
         if not incident.card_ts:
-            try:
-                posted = await client.chat_postMessage(
-                    channel=incident.channel_id, text=blocks.card_fallback_text(incident),
-                    blocks=await self.card_blocks(incident))
-            except SlackApiError as exc:
-                raise SlackStepFailed("posting the incident card", _error_code(exc)) from exc
-            incident = await self._save(incident.id, card_ts=posted["ts"])
+            card_ts = await self._find_posted(incident.channel_id, CARD_METADATA, incident) if retry else None
+            if card_ts is None:
+                try:
+                    posted = await client.chat_postMessage(
+                        channel=incident.channel_id, text=blocks.card_fallback_text(incident),
+                        blocks=await self.card_blocks(incident),
+                        metadata=_metadata(CARD_METADATA, incident))
+                except SlackApiError as exc:
+                    raise SlackStepFailed("posting the incident card", _error_code(exc)) from exc
+                card_ts = posted["ts"]
+            incident = await self._save(incident.id, card_ts=card_ts)
         if not incident.card_pinned:
             try:
                 await client.pins_add(channel=incident.channel_id, timestamp=incident.card_ts)
@@ -183,7 +235,7 @@ class SlackEffects:
             incident = await self._save(incident.id, topic_set=True)
         if not incident.runbook_bookmarked:
             runbook = self.runbook_for(incident.service)
-            if runbook:
+            if runbook and not (retry and await self._has_bookmark(incident.channel_id, runbook)):
                 try:
                     await client.bookmarks_add(channel_id=incident.channel_id, title="Runbook",
                                                type="link", link=runbook)
@@ -191,40 +243,173 @@ class SlackEffects:
                     raise SlackStepFailed("bookmarking the runbook", _error_code(exc)) from exc
             incident = await self._save(incident.id, runbook_bookmarked=True)
         if not incident.announced:
-            if self.settings.announce_channel:
+            announce = self.settings.announce_channel
+            if announce and not (retry and await self._find_posted(
+                    announce, ANNOUNCEMENT_METADATA, incident,
+                    oldest=utc(incident.opened_at) - CLOCK_SKEW)):
                 try:
-                    await self._post(self.settings.announce_channel,
+                    await self._post(announce,
                                      text=f"{incident.key} opened: {incident.title}",
-                                     blocks=blocks.announcement(incident))
+                                     blocks=blocks.announcement(incident),
+                                     metadata=_metadata(ANNOUNCEMENT_METADATA, incident))
                 except SlackApiError as exc:
                     raise SlackStepFailed("announcing the incident", _error_code(exc)) from exc
             incident = await self._save(incident.id, announced=True)
         return incident
 
-    async def _create_channel(self, incident: Incident) -> Incident:
+    async def _create_channel(self, incident: Incident, job: Job) -> Incident:
+        requested: dict[str, str] = dict((job.payload or {}).get("channel_requests") or {})
+        # Names asked for without a definite answer: in an earlier run (it may have died
+        # right after Slack created the channel), or in this one (connection lost, 5xx).
+        unanswered = set(requested)
         for attempt in range(NAME_ATTEMPTS):
             name = incident_channel_name(self.settings.incident_channel_prefix, incident.number,
                                          incident.title, attempt)
-            try:
-                created = await self.client.conversations_create(name=name)
-            except SlackApiError as exc:
-                if _error_code(exc) == "name_taken":
-                    continue
-                raise SlackStepFailed("creating the channel", _error_code(exc)) from exc
-            channel = created["channel"]
-            async with transaction(self.sessions) as session:
-                stored = await session.get(Incident, incident.id)
-                stored.channel_id = channel["id"]
-                stored.channel_name = channel["name"]
-                session.add(stored)
-                await incidents.record_event(
-                    session=session, incident=stored, kind=EventKind.CHANNEL_CREATED,
-                    now=self.clock.now(), actor=incidents.SYSTEM_ACTOR,
-                    text=f"Channel #{channel['name']} created",
-                    data={"channel": channel["id"], "name": channel["name"]})
-                return stored
+            if name not in requested:
+                # Durable before Slack is asked: if the answer is lost, a retry can prove
+                # the channel it finds under this name is the one this request made.
+                requested[name] = self.clock.now().isoformat()
+                await self._record_channel_requests(job, requested)
+            for send in range(1, CREATE_SENDS + 1):
+                try:
+                    created = await self._create_client.conversations_create(name=name)
+                except SlackApiError as exc:
+                    code = _error_code(exc)
+                    if code == "name_taken":
+                        break
+                    if exc.response.status_code < 500 or send == CREATE_SENDS:
+                        raise SlackStepFailed("creating the channel", code) from exc
+                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                    if send == CREATE_SENDS:
+                        unanswered.add(name)
+                        raise SlackStepFailed("creating the channel",
+                                              f"no answer from Slack ({type(exc).__name__})") from exc
+                else:
+                    return await self._store_channel(incident, created["channel"])
+                unanswered.add(name)  # Slack may have created it: the next send can say name_taken
+                await self.clock.sleep(0.5 * send)
+            if name in unanswered:
+                mine = await self._channel_from_lost_answer(
+                    incident, name, requested_at=datetime.fromisoformat(requested[name]))
+                if mine is not None:
+                    return await self._store_channel(incident, mine, adopted=True)
         raise SlackStepFailed("creating the channel",
                               f"name_taken for {NAME_ATTEMPTS} variants of the name")
+
+    async def _record_channel_requests(self, job: Job, requested: dict[str, str]) -> None:
+        payload = {**(job.payload or {}), "channel_requests": dict(requested)}
+        async with transaction(self.sessions) as session:
+            await session.execute(update(Job).where(Job.id == job.id).values(payload=payload))
+        job.payload = payload
+
+    async def _store_channel(self, incident: Incident, channel: dict[str, Any], *,
+                             adopted: bool = False) -> Incident:
+        async with transaction(self.sessions) as session:
+            stored = await session.get(Incident, incident.id, with_for_update=True)
+            if stored.channel_id:  # another run (whose lease ran out) got there first
+                log.warning("%s already has channel %s; #%s is left unused",
+                            stored.key, stored.channel_id, channel.get("name"))
+                return stored
+            stored.channel_id = channel["id"]
+            stored.channel_name = channel["name"]
+            session.add(stored)
+            data: dict[str, Any] = {"channel": channel["id"], "name": channel["name"]}
+            if adopted:  # the proof, for whoever reads the timeline's data later
+                data.update(adopted=True, creator=channel.get("creator"), created=channel.get("created"))
+            await incidents.record_event(
+                session=session, incident=stored, kind=EventKind.CHANNEL_CREATED,
+                now=self.clock.now(), actor=incidents.SYSTEM_ACTOR,
+                text=f"Channel #{channel['name']} created", data=data)
+            return stored
+
+    async def bot_user_id(self) -> str | None:
+        if self._bot_user_id is None:
+            try:
+                self._bot_user_id = (await self.client.auth_test()).get("user_id")
+            except SlackApiError as exc:
+                log.warning("auth.test failed: %s", _error_code(exc))
+        return self._bot_user_id
+
+    async def _channel_from_lost_answer(self, incident: Incident, name: str, *,
+                                        requested_at: datetime) -> dict[str, Any] | None:
+        """The channel called ``name`` if an earlier ``conversations.create`` of ours made it
+        for this incident (its answer lost), else None."""
+        bot_user = await self.bot_user_id()
+        if not bot_user:
+            return None
+        channel = await self._channel_named(name)
+        if channel is None or channel.get("is_archived") or channel.get("creator") != bot_user:
+            return None
+        created = channel.get("created")
+        if not isinstance(created, (int, float)) or \
+                created < (utc(requested_at) - CLOCK_SKEW).timestamp():
+            return None  # older than our request: an earlier incident's, not this one's
+        async with self.sessions() as session:
+            taken = (await session.execute(
+                select(Incident.id).where(Incident.channel_id == channel["id"],
+                                          Incident.id != incident.id))).first()
+        if taken is not None:
+            return None
+        log.info("adopting #%s (%s) for %s: created by this bot for a request whose answer was lost",
+                 name, channel["id"], incident.key)
+        return channel
+
+    async def _channel_named(self, name: str) -> dict[str, Any] | None:
+        cursor: str | None = None
+        try:
+            for _ in range(LOOKUP_PAGES * 10):
+                page = await self.client.conversations_list(
+                    types="public_channel", exclude_archived=True, limit=1000, cursor=cursor)
+                found = next((c for c in page.get("channels") or [] if c.get("name") == name), None)
+                if found is not None:
+                    return found
+                cursor = (page.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    return None
+        except SlackApiError as exc:
+            log.warning("could not list channels to find #%s: %s", name, _error_code(exc))
+        return None
+
+    async def _find_posted(self, channel: str, event_type: str, incident: Incident, *,
+                           oldest: datetime | None = None) -> str | None:
+        """The ts of a message this bot posted in ``channel`` for ``incident`` (by its
+        metadata), or None. A failed lookup counts as not found: better a second message
+        than none."""
+        bot_user = await self.bot_user_id()
+        cursor: str | None = None
+        for joined in (False, True):
+            try:
+                for _ in range(LOOKUP_PAGES):
+                    page = await self.client.conversations_history(
+                        channel=channel, limit=200, include_all_metadata=True, cursor=cursor,
+                        oldest=f"{oldest.timestamp():.6f}" if oldest else None)
+                    for message in page.get("messages") or []:
+                        if _marks(message, event_type, incident) and \
+                                (message.get("user") == bot_user or message.get("bot_id")):
+                            return message["ts"]
+                    cursor = (page.get("response_metadata") or {}).get("next_cursor")
+                    if not cursor:
+                        return None
+                return None
+            except SlackApiError as exc:
+                if _error_code(exc) == "not_in_channel" and not joined:
+                    try:  # a public channel posted to with chat:write.public: join to read it
+                        await self.client.conversations_join(channel=channel)
+                        continue
+                    except SlackApiError:
+                        pass
+                log.warning("could not read %s to find an earlier %s: %s", channel, event_type,
+                            _error_code(exc))
+                return None
+        return None
+
+    async def _has_bookmark(self, channel: str, link: str) -> bool:
+        try:
+            found = await self.client.bookmarks_list(channel_id=channel)
+        except SlackApiError as exc:
+            log.warning("could not list the bookmarks of %s: %s", channel, _error_code(exc))
+            return False
+        return any(b.get("link") == link for b in found.get("bookmarks") or [])
 
     async def _record_failure(self, incident_id: int, failure: SlackStepFailed, *, first: bool) -> None:
         message = f"Slack failed while {failure.step}: {failure.error}"
