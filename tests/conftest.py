@@ -8,6 +8,12 @@ import pytest
 
 from bot.db.migrate import upgrade_async
 from tests.support.databases import create_pg_database, drop_pg_database, pg_url
+from tests.support.leaks import LEAKS, LeakPlugin
+
+
+def pytest_configure(config) -> None:
+    # Suite-wide: no configured secret in any log, Slack call, database row or export.
+    config.pluginmanager.register(LeakPlugin(), "firebreak-leaks")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -17,12 +23,14 @@ async def database_url(request, tmp_path) -> AsyncIterator[str]:
         url = f"sqlite+aiosqlite:///{tmp_path / 'firebreak.db'}"
         await upgrade_async(url)
         yield url
+        await LEAKS.scan_database(url)
         return
     name = await create_pg_database()
     try:
         url = pg_url(name)
         await upgrade_async(url)
         yield url
+        await LEAKS.scan_database(url)
     finally:
         await drop_pg_database(name)
 

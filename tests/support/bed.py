@@ -160,8 +160,10 @@ async def start_bed(database_url: str, *, settings_overrides: dict[str, Any] | N
     clock = clock or ManualClock()
     settings = bed_settings(database_url, emu, **(settings_overrides or {}))
     app = create_web_app(settings, clock=clock)
+    # No access log, as `firebreak serve` runs (bot/cli.py): a request line can carry
+    # ?token=<WEB_AUTH_TOKEN>, which must not reach a log (tests/support/leaks.py).
     server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
+    await server.start_server(access_log=None)
     http = aiohttp.ClientSession()
     return Bed(emu=emu, server=server, http=http, clock=clock)
 
