@@ -72,6 +72,12 @@ class Command:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+def without_nul(text: str | None) -> str:
+    """Text as Firebreak stores it: NUL characters dropped (PostgreSQL cannot store them in
+    text, and Slack never sends them; only a made-up request does)."""
+    return (text or "").replace("\x00", "")
+
+
 def parse_incident_ref(token: str) -> int | None:
     match = _INCIDENT_REF.match(token.strip())
     return int(match.group(1)) if match else None
@@ -118,7 +124,7 @@ def _limit(text: str, limit: int, what: str, usage: str) -> str:
 
 def parse_incident_command(text: str) -> Command:
     """Parse the text after ``/incident``; raise UsageError with the right usage."""
-    text = (text or "").strip()
+    text = without_nul(text).strip()
     if len(text) > MAX_COMMAND_TEXT:
         raise UsageError(
             f"That command is {len(text):,} characters long; Firebreak accepts at most "

@@ -15,7 +15,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from bot.incidents.commands import UsageError
+from bot.incidents.commands import UsageError, without_nul
 from bot.rollback.models import REASON_MAX
 
 MAX_COMMAND_TEXT = 1000
@@ -50,7 +50,7 @@ def _service(token: str, services: Collection[str], usage: str) -> str:
 
 def parse_rollback_command(text: str, services: Collection[str]) -> RollbackCommand:
     """Parse the text after ``/rollback``; raise :class:`UsageError` with the right usage."""
-    text = (text or "").strip()
+    text = without_nul(text).strip()
     if len(text) > MAX_COMMAND_TEXT:
         raise UsageError(
             f"That command is {len(text):,} characters long; /rollback accepts at most "
