@@ -117,6 +117,29 @@ def _paginate(items: list[Any], params: Params, *, default_limit: int = 100) -> 
     return page, next_cursor
 
 
+def _checked_metadata(value: Any) -> dict[str, Any] | None:
+    """Message metadata as Slack takes it: ``{event_type: str, event_payload: object}``.
+
+    Slack's 2021 OpenAPI spec predates message metadata (2022); the shape is the
+    documented one (docs.slack.dev/messaging/message-metadata). Anything else is
+    refused with ``invalid_metadata_format`` rather than silently dropped.
+    """
+    if value is None or value == "":
+        return None
+    if (not isinstance(value, dict) or not isinstance(value.get("event_type"), str)
+            or not value["event_type"].strip() or not isinstance(value.get("event_payload"), dict)):
+        raise SlackApiFailure("invalid_metadata_format")
+    return value
+
+
+def _with_metadata(message: dict[str, Any], params: Params) -> dict[str, Any]:
+    """History methods return a message's ``event_payload`` only with ``include_all_metadata``."""
+    metadata = message.get("metadata")
+    if metadata and not params.flag("include_all_metadata"):
+        message["metadata"] = {"event_type": metadata.get("event_type")}
+    return message
+
+
 def _ts_bound(value: str | None, error: str) -> float | None:
     if value in (None, ""):
         return None
@@ -488,7 +511,7 @@ class SlackWebApi:
         window = list(reversed(self._history_window(top_level, params)))
         page, cursor = _paginate(window, params)
         return {
-            "messages": [m.to_api(self.ws) for m in page],
+            "messages": [_with_metadata(m.to_api(self.ws), params) for m in page],
             "has_more": bool(cursor),
             "pin_count": len(channel.pins),
             "channel_actions_ts": None,
@@ -505,7 +528,7 @@ class SlackWebApi:
         thread = [parent] + [m for m in channel.messages if m.is_reply and m.thread_ts == parent.ts and not m.deleted]
         page, cursor = _paginate(self._history_window(thread, params), params, default_limit=1000)
         return {
-            "messages": [m.to_api(self.ws) for m in page],
+            "messages": [_with_metadata(m.to_api(self.ws), params) for m in page],
             "has_more": bool(cursor),
             "response_metadata": {"next_cursor": cursor},
         }
@@ -517,7 +540,7 @@ class SlackWebApi:
         text, blocks, attachments = self._content(params)
         if not text and not blocks and not attachments:
             raise SlackApiFailure("no_text")
-        metadata = params.get("metadata")
+        metadata = _checked_metadata(params.get("metadata"))
         message = self.bot_message(
             channel,
             text=text or "",
@@ -525,7 +548,7 @@ class SlackWebApi:
             attachments=attachments,
             thread_ts=params.text("thread_ts") or None,
             reply_broadcast=params.flag("reply_broadcast"),
-            metadata=metadata if isinstance(metadata, dict) else None,
+            metadata=metadata,
         )
         return {"channel": channel.id, "ts": message.ts, "message": message.to_api(self.ws)}
 
