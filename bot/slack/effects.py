@@ -59,7 +59,8 @@ CREATE_SENDS = 3  # conversations.create sends per name, after answers that prov
 CARD_METADATA = "firebreak_incident_card"
 ANNOUNCEMENT_METADATA = "firebreak_incident_announcement"
 CLOCK_SKEW = timedelta(minutes=5)  # between this host's clock and Slack's
-LOOKUP_PAGES = 10  # pages read when looking for what an earlier run left at Slack
+HISTORY_PAGES = 10  # of 200 messages, read when looking for a message an earlier run posted
+CHANNEL_PAGES = 100  # of 1,000 channels, read when looking for a channel an earlier run created
 
 # Events that change what the card shows, and those worth a line in the channel.
 CARD_EVENTS = {EventKind.ACKNOWLEDGED, EventKind.SEVERITY_CHANGED, EventKind.ROLE_ASSIGNED,
@@ -357,7 +358,7 @@ class SlackEffects:
     async def _channel_named(self, name: str) -> dict[str, Any] | None:
         cursor: str | None = None
         try:
-            for _ in range(LOOKUP_PAGES * 10):
+            for _ in range(CHANNEL_PAGES):
                 page = await self.client.conversations_list(
                     types="public_channel", exclude_archived=True, limit=1000, cursor=cursor)
                 found = next((c for c in page.get("channels") or [] if c.get("name") == name), None)
@@ -379,7 +380,7 @@ class SlackEffects:
         cursor: str | None = None
         for joined in (False, True):
             try:
-                for _ in range(LOOKUP_PAGES):
+                for _ in range(HISTORY_PAGES):
                     page = await self.client.conversations_history(
                         channel=channel, limit=200, include_all_metadata=True, cursor=cursor,
                         oldest=f"{oldest.timestamp():.6f}" if oldest else None)
