@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import time
+from urllib.parse import parse_qsl
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 import handlers
 from bot.config import Settings
 from bot.runtime import Runtime, build_runtime
 from bot.web.app import RUNTIME, create_app
+from handlers.common import dig
 
 log = logging.getLogger(__name__)
 
 BOLT = web.AppKey("bolt", AsyncApp)
+SIGNING_SECRET = web.AppKey("slack_signing_secret", object)  # str, or None (no check: Socket Mode)
 
 
 def build_bolt_app(rt: Runtime) -> AsyncApp:
@@ -34,9 +41,79 @@ def build_bolt_app(rt: Runtime) -> AsyncApp:
     return app
 
 
+SIGNATURE_MAX_AGE = 60 * 5  # seconds, as Slack's own check (and Bolt's)
+
+
+def _signed_by_slack(secret: str, body: bytes, headers) -> bool:
+    """Slack's request signature over the raw bytes, checked before anything reads the body."""
+    timestamp = headers.get("X-Slack-Request-Timestamp", "")
+    signature = headers.get("X-Slack-Signature", "")
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12 or not signature:
+        return False
+    if abs(time.time() - int(timestamp)) > SIGNATURE_MAX_AGE:
+        return False
+    expected = "v0=" + hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + body,
+                                hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace"))
+
+
+def _ssl_check(body: bytes) -> bool:
+    """Slack's certificate check (``ssl_check=1``): Bolt answers it with 200 and runs nothing."""
+    try:
+        fields = dict(parse_qsl(body.decode("ascii"), keep_blank_values=True))
+    except UnicodeDecodeError:
+        return False
+    return fields.get("ssl_check") == "1" and not fields.keys() - {"ssl_check", "token"}
+
+
+def _refuse(status: int, text: str) -> web.Response:
+    return web.Response(status=status, text=text)
+
+
 async def slack_events(request: web.Request) -> web.Response:
+    """Slack's requests: signature first (401), then a body Bolt can read (400), then Bolt.
+
+    Bolt parses the body before it checks the signature, and a body it cannot read (not
+    UTF-8, ``payload`` that is not JSON, JSON that is not an object, a bad timestamp)
+    raises out of it: an unsigned request could make us answer 500.
+    """
     bolt = request.app[BOLT]
-    return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
+    body = await request.read()
+    secret = request.app[SIGNING_SECRET]
+    if secret is not None and not _signed_by_slack(secret, body, request.headers) \
+            and not _ssl_check(body):
+        return _refuse(401, "invalid request signature")
+    try:
+        bolt_request = AsyncBoltRequest(body=body.decode("utf-8"), query=request.query_string,
+                                        headers=request.headers)  # type: ignore[arg-type]
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
+        log.warning("refused a signed request Bolt cannot read: %s", type(exc).__name__)
+        return _refuse(400, "malformed request")
+    if not isinstance(bolt_request.body, dict) or not _well_shaped(bolt_request.body):
+        log.warning("refused a signed request that is not shaped like Slack's")
+        return _refuse(400, "malformed request")
+    return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+
+
+# Fields Bolt reads to route a request, with the JSON type Slack always gives them.
+_SHAPES = {"event": dict, "view": dict, "actions": list, "user": (dict, str), "team": (dict, str),
+           "channel": (dict, str), "container": dict, "message": dict, "enterprise": (dict, str),
+           "authorizations": list, "type": str, "command": str, "callback_id": str}
+
+
+def _well_shaped(body: dict) -> bool:
+    """Bolt indexes into these without checking; Slack always sends them so."""
+    if not all(body.get(key) is None or isinstance(body[key], kind) for key, kind in _SHAPES.items()):
+        return False
+    for key in ("event", "view"):  # routed on their "type"
+        if key in body and not isinstance(dig(body, key, "type"), str):
+            return False
+    if "actions" in body:  # routed on the first action's action_id (block_id, for some)
+        actions = body["actions"]
+        if not actions or not all(isinstance(a, dict) and isinstance(a.get("action_id"), str)
+                                  and isinstance(a.get("block_id") or "", str) for a in actions):
+            return False
+    return True
 
 
 def add_socket_mode(app: web.Application, app_token: str) -> None:
@@ -58,6 +135,8 @@ def create_web_app(settings: Settings, **runtime_options) -> web.Application:
     rt = build_runtime(settings, **runtime_options)
     app = create_app(rt)
     app[BOLT] = build_bolt_app(rt)
+    secret = settings.slack_signing_secret
+    app[SIGNING_SECRET] = secret.get_secret_value() if secret is not None and not settings.socket_mode else None
     if settings.slack_app_token is not None:
         add_socket_mode(app, settings.slack_app_token.get_secret_value())
     else:

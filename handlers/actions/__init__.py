@@ -12,14 +12,21 @@ from bot.playbooks.models import Severity
 from bot.runtime import Runtime
 from handlers.discovery import register_submodules
 from bot.slack.ids import ActionId
-from handlers.common import Reply, ack_then_reply, ephemeral, once
+from handlers.common import Reply, ack_then_reply, clicked, ephemeral, number_from, once, text_field
 
 
 async def _card_action(rt: Runtime, body: dict[str, Any], kind: ActionId) -> Reply:
-    action = body["actions"][0]
-    user = body["user"]["id"]
-    number = int(action.get("value") or action.get("block_id", "").rpartition("-")[2]
-                 or body["actions"][0]["block_id"].rpartition("-")[2])
+    action, user = clicked(body)
+    number = number_from(text_field(action, "value")
+                         or (text_field(action, "block_id") or "").rpartition("-")[2])
+    if number is None:
+        return ephemeral("This button is not one of Firebreak's incident cards; nothing was done.")
+    severity = None
+    if kind == ActionId.INCIDENT_CHANGE_SEVERITY:
+        try:
+            severity = Severity(text_field(action.get("selected_option"), "value") or "")
+        except ValueError:
+            return ephemeral("Choose a severity from P0 to P3; nothing was changed.")
     now = rt.clock.now()
     async with transaction(rt.sessions) as session:
         await once(session, rt, f"action:{body.get('trigger_id')}" if body.get("trigger_id") else None,
@@ -33,7 +40,6 @@ async def _card_action(rt: Runtime, body: dict[str, Any], kind: ActionId) -> Rep
             await incidents.resolve(session=session, incident=incident, actor=user, now=now)
             text = f"You resolved {incident.key}."
         else:
-            severity = Severity(action["selected_option"]["value"])
             await incidents.change_severity(session=session, incident=incident, severity=severity,
                                             actor=user, now=now)
             text = f"{incident.key} is now {severity.value}."

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
 
 from bot.clock import utc
 from bot.db.engine import transaction
@@ -19,20 +21,24 @@ from bot.pagers.slack_blocks import (
 )
 from bot.runtime import Runtime
 from bot.slack.ids import ActionId
-from handlers.common import Reply, ack_then_reply, ephemeral, once
+from handlers.common import (
+    MAX_NUMBER, Reply, ack_then_reply, clicked, dig, ephemeral, once, slack_ts, text_field,
+)
+
+log = logging.getLogger("firebreak.handlers")
 
 
 async def acknowledge_from_page(rt: Runtime, body: dict[str, Any], client: Any) -> Reply:
     """Acknowledge the incident of the page, then turn the page's button into "Acknowledged by"."""
-    action = body["actions"][0]
-    user = body["user"]["id"]
+    action, user = clicked(body)
     try:
-        value = parse_page_ack_value(action.get("value") or "")
+        value = parse_page_ack_value(text_field(action, "value") or "")
     except ValueError:
+        value = None
+    if value is None or max(value.incident_number, value.level, value.repeat) > MAX_NUMBER:
         return ephemeral("This button is not one of Firebreak's pages.")
-    container = body.get("container") or {}
-    channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
-    ts = container.get("message_ts")
+    channel = text_field(body.get("container"), "channel_id") or text_field(body.get("channel"), "id")
+    ts = slack_ts(dig(body, "container", "message_ts"))  # else not a message: nothing to update
     trigger = body.get("trigger_id")
     async with transaction(rt.sessions) as session:
         await once(session, rt, f"action:{trigger}" if trigger else None, ActionId.PAGE_ACK.value)
@@ -49,8 +55,13 @@ async def acknowledge_from_page(rt: Runtime, body: dict[str, Any], client: Any) 
         request = build_request_for(incident, level=value.level, attempt=value.repeat, now=sent,
                                     message=page.message if page else None)
         by = incident.acknowledged_by or user
-        await client.chat_update(channel=channel, ts=ts, text=page_fallback_text(request),
-                                 blocks=build_page_acknowledged_blocks(request, by))
+        try:
+            await client.chat_update(channel=channel, ts=ts, text=page_fallback_text(request),
+                                     blocks=build_page_acknowledged_blocks(request, by))
+        except SlackApiError as exc:  # the acknowledgement stands; only the page's look is stale
+            log.warning("could not update the page %s in %s: %s", ts, channel,
+                        exc.response.get("error") if exc.response is not None else exc)
+            page = None
         if page is not None:
             async with transaction(rt.sessions) as session:
                 await escalation.mark_slack_page_closed(session=session, page_id=page.id,

@@ -18,7 +18,7 @@ from bot.rollback import service as rollbacks
 from bot.rollback.owners import OwnersUnavailable, owner_ids
 from bot.runtime import Runtime
 from bot.slack.ids import ActionId
-from handlers.common import Reply, ack_then_reply, ephemeral, guarded, once
+from handlers.common import Reply, ack_then_reply, clicked, ephemeral, guarded, number_from, once, text_field
 
 ACTIONS = {
     ActionId.ROLLBACK_CONFIRM: rollbacks.confirm,
@@ -28,15 +28,13 @@ ACTIONS = {
 
 
 async def rollback_action(rt: Runtime, body: dict[str, Any], kind: ActionId, run_next: list[str]) -> Reply:
-    action = body["actions"][0]
-    user = body["user"]["id"]
-    try:
-        rollback_id = int(action.get("value") or "")
-    except ValueError:
+    action, user = clicked(body)
+    rollback_id = number_from(text_field(action, "value"))
+    if rollback_id is None:
         return ephemeral("This button is not one of Firebreak's rollback previews.")
     async with rt.sessions() as session:
         rollback = await rollbacks.get_rollback(session=session, rollback_id=rollback_id)
-    clicked_on = (body.get("container") or {}).get("message_ts")
+    clicked_on = text_field(body.get("container"), "message_ts")
     if rollback.message_ts and clicked_on and clicked_on != rollback.message_ts:
         return ephemeral(f":no_entry: This button does not belong to the preview of {rollback.key}; nothing was done.")
     playbook = rt.playbooks.services.get(rollback.service)

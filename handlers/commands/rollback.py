@@ -18,7 +18,7 @@ from bot.rollback import service as rollbacks
 from bot.rollback.commands import RollbackCommand, help_text, parse_rollback_command
 from bot.rollback.install import flow_of
 from bot.runtime import Runtime
-from handlers.common import Reply, ack_then, ephemeral, guarded, once
+from handlers.common import Reply, ack_then, command_problem, ephemeral, guarded, once
 
 LIST_TIMEOUT = 8.0  # seconds for one provider's answer in /rollback list
 
@@ -132,6 +132,9 @@ async def _service_rows(rt: Runtime) -> list[blocks.ServiceRow]:
 def register(app: AsyncApp, rt: Runtime) -> None:
     @app.command("/rollback")
     async def rollback_command(ack: AsyncAck, body: dict, respond: AsyncRespond) -> None:
+        if problem := command_problem(body):
+            await ack(response_type="ephemeral", text=problem)
+            return
         try:
             command = parse_rollback_command(body.get("text", ""), rt.playbooks.services)
         except UsageError as exc:

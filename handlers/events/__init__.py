@@ -6,11 +6,13 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 
 from bot.db.engine import transaction
 from bot.incidents import service as incidents
 from bot.runtime import Runtime
-from handlers.common import work_on_event
+from bot.incidents.commands import without_nul
+from handlers.common import dig, slack_id, slack_ts, text_field, work_on_event
 from handlers.discovery import register_submodules
 
 log = logging.getLogger(__name__)
@@ -30,35 +32,42 @@ async def _fetch_message(client, channel: str, ts: str) -> dict[str, Any] | None
 
 async def add_pinned(rt: Runtime, *, channel: str, message: dict[str, Any], pinned_by: str | None,
                      via: str, bot_user_id: str | None) -> None:
-    if message.get("bot_id") or (bot_user_id and message.get("user") == bot_user_id):
-        return  # the bot's own card and notices are already on the timeline
+    ts = slack_ts(message.get("ts"))
+    author = slack_id(message.get("user"))
+    if ts is None or message.get("bot_id") or (bot_user_id and author == bot_user_id):
+        return  # not a message; or the bot's own card and notices, already on the timeline
     async with transaction(rt.sessions) as session:
         incident = await incidents.find_by_channel(session=session, channel_id=channel)
         if incident is None:
             return
         await incidents.record_pinned_message(
-            session=session, incident=incident, channel_id=channel, message_ts=message["ts"],
-            author=message.get("user"), text=message.get("text", ""), pinned_by=pinned_by,
+            session=session, incident=incident, channel_id=channel, message_ts=ts,
+            author=author, text=without_nul(text_field(message, "text")), pinned_by=pinned_by,
             now=rt.clock.now(), via=via)
 
 
 async def on_pin_added(rt: Runtime, event: dict[str, Any], context) -> None:
-    item = event.get("item") or {}
-    channel = event.get("channel_id") or item.get("channel")
-    message = item.get("message")
-    if channel and isinstance(message, dict) and message.get("ts"):
-        await add_pinned(rt, channel=channel, message=message, pinned_by=event.get("user"),
+    channel = slack_id(event.get("channel_id")) or slack_id(dig(event, "item", "channel"))
+    message = dig(event, "item", "message")
+    if channel and isinstance(message, dict):
+        await add_pinned(rt, channel=channel, message=message, pinned_by=slack_id(event.get("user")),
                          via="pin", bot_user_id=context.get("bot_user_id"))
 
 
 async def on_pushpin(rt: Runtime, event: dict[str, Any], client, context) -> None:
-    item = event.get("item") or {}
-    if item.get("type") != "message":
+    item = event.get("item")
+    channel, ts = slack_id(dig(item, "channel")), slack_ts(dig(item, "ts"))
+    if text_field(item, "type") != "message" or not channel or not ts:
         return
-    message = await _fetch_message(client, item["channel"], item["ts"])
+    try:
+        message = await _fetch_message(client, channel, ts)
+    except SlackApiError as exc:  # a channel Firebreak cannot read: nothing to add
+        log.info("could not read the :pushpin:-ed message %s in %s: %s", ts, channel,
+                 exc.response.get("error") if exc.response is not None else exc)
+        return
     if message:
-        await add_pinned(rt, channel=item["channel"], message=message,
-                         pinned_by=event.get("user"), via="pushpin",
+        await add_pinned(rt, channel=channel, message=message,
+                         pinned_by=slack_id(event.get("user")), via="pushpin",
                          bot_user_id=context.get("bot_user_id"))
 
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+import logging
 
-from bot.incidents.commands import Command
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
+
+from bot.incidents.commands import Command, without_nul
 from bot.incidents.models import TITLE_MAX
 from bot.playbooks.models import Severity
 from bot.runtime import Runtime
 from handlers.discovery import register_submodules
 from bot.slack.ids import BlockId, CallbackId
 from handlers.commands.incident import open_from_command
-from handlers.common import guarded
+from handlers.common import dig, guarded, slack_id, text_field
+
+log = logging.getLogger("firebreak.handlers")
+SEVERITIES = {severity.value for severity in Severity}
 
 
 OVERLOADED_FORM = "Firebreak is overloaded right now; nothing was done. Submit again in a few seconds."
@@ -21,18 +27,25 @@ def register(app: AsyncApp, rt: Runtime) -> None:
     register_submodules(__name__, __path__, app, rt)
     @app.view(CallbackId.OPEN_INCIDENT_MODAL.value)
     async def open_incident_submitted(ack: AsyncAck, body: dict, view: dict, client) -> None:
-        values = view["state"]["values"]
-        title = " ".join((values[BlockId.MODAL_TITLE.value]["title"].get("value") or "").split())
-        severity_option = values[BlockId.MODAL_SEVERITY.value]["severity"].get("selected_option")
-        service_option = (values.get(BlockId.MODAL_SERVICE.value, {}).get("service") or {}).get(
-            "selected_option")
+        values = dig(view, "state", "values")
+        user = slack_id(dig(body, "user", "id"))
+        if not isinstance(values, dict) or not user:
+            await ack(response_action="errors",
+                      errors={BlockId.MODAL_TITLE.value: "Firebreak could not read this form; nothing was done."})
+            return
+        title = " ".join(without_nul(
+            text_field(dig(values, BlockId.MODAL_TITLE.value, "title"), "value")).split())
+        severity = text_field(dig(values, BlockId.MODAL_SEVERITY.value, "severity", "selected_option"), "value")
+        service = text_field(dig(values, BlockId.MODAL_SERVICE.value, "service", "selected_option"), "value")
         errors = {}
         if not title:
             errors[BlockId.MODAL_TITLE.value] = "An incident needs a title."
         elif len(title) > TITLE_MAX:
             errors[BlockId.MODAL_TITLE.value] = f"At most {TITLE_MAX} characters."
-        if severity_option is None:
+        if severity not in SEVERITIES:
             errors[BlockId.MODAL_SEVERITY.value] = "Choose a severity."
+        if service and service not in rt.playbooks.services:
+            errors[BlockId.MODAL_SERVICE.value] = "Choose one of the services."
         if errors:
             await ack(response_action="errors", errors=errors)
             return
@@ -40,19 +53,32 @@ def register(app: AsyncApp, rt: Runtime) -> None:
             await ack(response_action="errors", errors={BlockId.MODAL_TITLE.value: OVERLOADED_FORM})
             return
         await ack()
-        user = body["user"]["id"]
-        command = Command("open", severity=Severity(severity_option["value"]), text=title,
-                          service=service_option["value"] if service_option else None)
-        delivery = f"view:{view['id']}" if view.get("id") else None
+        command = Command("open", severity=Severity(severity), text=title, service=service or None)
+        view_id = text_field(view, "id")
+        delivery = f"view:{view_id}" if view_id else None
+        origin = text_field(view, "private_metadata") or None
 
         async def work() -> None:
             reply = await guarded(lambda: open_from_command(rt, command, user=user,
                                                             delivery=delivery))
-            origin = view.get("private_metadata") or None
-            if origin:
-                await client.chat_postEphemeral(channel=origin, user=user, text=reply["text"])
-            else:
-                opened = await client.conversations_open(users=user)
-                await client.chat_postMessage(channel=opened["channel"]["id"], text=reply["text"])
+            await tell(client, user, reply["text"], origin=origin)
 
         rt.background.spawn(work, name="open incident (modal)")
+
+
+async def tell(client, user: str, text: str, *, origin: str | None) -> None:
+    """Tell the person who submitted the form: in the channel they opened it from, else (or
+    when Slack refuses that, e.g. a channel Firebreak is not in) in a DM."""
+    if origin:
+        try:
+            await client.chat_postEphemeral(channel=origin, user=user, text=text)
+            return
+        except SlackApiError as exc:
+            log.info("no ephemeral reply in %s (%s); sending a DM", origin,
+                     exc.response.get("error") if exc.response is not None else exc)
+    try:
+        opened = await client.conversations_open(users=user)
+        await client.chat_postMessage(channel=opened["channel"]["id"], text=text)
+    except SlackApiError as exc:
+        log.warning("could not tell %s about their form: %s", user,
+                    exc.response.get("error") if exc.response is not None else exc)
