@@ -24,7 +24,7 @@ from bot.web.app import MAX_BODY
 from tests.hostile.support import settle, watching_logs
 from tests.rollback.conftest import AVA, ELI, start_world, stop_world
 from tests.support.bed import GENERAL, REPORTER, SIGNING_SECRET
-from tests.support.signing import event_body, sign
+from tests.support.signing import event_body
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 FORM = "application/x-www-form-urlencoded"
