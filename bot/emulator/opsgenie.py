@@ -6,7 +6,9 @@
 Routes (``.url`` is the value for ``OPSGENIE_API_URL``):
 
 - ``POST /v2/alerts`` → 202 ``{result, took, requestId}``; an open alert with the
-  same ``alias`` is de-duplicated (its ``count`` rises), a closed one is not.
+  same ``alias`` (acknowledged or not; across the account) is de-duplicated: its
+  ``count`` rises and nothing else changes (the request's responders are not
+  added, nobody new is notified); a closed one is not.
 - ``POST /v2/alerts/{identifier}/acknowledge|close?identifierType=alias|id``
   → 202; an unknown alert is still accepted (the request status says it failed),
   as Opsgenie processes alert requests asynchronously.

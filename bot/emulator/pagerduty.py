@@ -8,8 +8,11 @@
 It answers like the real service: 202 ``{status, message, dedup_key}``, 400
 ``{status: "invalid event", message: "Event object is invalid", errors: [...]}``
 for a malformed event or an unknown routing key. Incidents are kept by
-``dedup_key``: a trigger with the key of an open incident is de-duplicated onto
-it; a trigger after ``resolve`` opens a new one, as at PagerDuty.
+``dedup_key`` within a routing key (PagerDuty de-duplicates per service): a
+trigger with the key of an open (triggered or acknowledged) incident is
+de-duplicated onto it and leaves its status alone; a trigger after ``resolve``
+opens a new one; ``acknowledge``/``resolve`` of an unknown or resolved key is
+accepted and ignored, as at PagerDuty.
 
 Faults for the next requests (first in, first out)::
 
@@ -193,7 +196,7 @@ class PagerDutyFake(FakeHttpService):
         self.validator = validator
         self.validation_errors: list[str] = []
         self.incidents: dict[str, FakeIncident] = {}
-        """The latest incident per dedup_key."""
+        """The latest incident per dedup_key (of any routing key)."""
         self.incident_history: list[FakeIncident] = []
         """Every incident ever opened, oldest first."""
         self.app.router.add_post("/v2/enqueue", self._enqueue)
@@ -274,7 +277,8 @@ class PagerDutyFake(FakeHttpService):
 
     def _apply(self, event: dict[str, Any], dedup_key: str) -> None:
         action = event["event_action"]
-        current = self.incidents.get(dedup_key)
+        current = next((i for i in reversed(self.incident_history)
+                        if i.dedup_key == dedup_key and i.routing_key == event["routing_key"]), None)
         if action == "trigger":
             if current is not None and current.status != "resolved":
                 current.trigger_count += 1

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from bot.escalation import service  # noqa: F401 - registers the lifecycle subscriber
 from bot.escalation.engine import ESCALATION_RETRY, EscalationEngine
 from bot.pagers import Pager, build_pagers
+from bot.pagers.slack import page_client
 
 ENGINE_KEY = "escalation"
 
@@ -21,7 +22,10 @@ def install(rt) -> None:
             raise RuntimeError("the runtime has not started: no HTTP session for the pagers")
         if built.get("http") is not rt.http:
             built["http"] = rt.http
-            built["pagers"] = build_pagers(rt.settings, rt.http, rt.slack, retry=ESCALATION_RETRY)
+            # Pages go out under the incident's row lock: their Slack client never sleeps
+            # on a rate limit (the runtime's shared client does) and never repeats a post.
+            built["pagers"] = build_pagers(rt.settings, rt.http, rt.slack, retry=ESCALATION_RETRY,
+                                           page_client=page_client(rt.slack))
         return built["pagers"]  # type: ignore[return-value]
 
     engine = EscalationEngine(sessions=rt.sessions, clock=rt.clock, playbooks=rt.playbooks,

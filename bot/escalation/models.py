@@ -5,7 +5,9 @@ the plan row says which generation of jobs is current, the page rows say which
 recipient of which step was already paged. A page row is written in the same
 transaction that holds the incident's row lock while the page is sent, so a
 recipient is paged at most once per step, and never after the incident was
-acknowledged (see ``bot/escalation/engine.py``).
+acknowledged. Before that transaction, a page *attempt* row is committed: it
+survives a crash between the send and the commit, and tells the retry to look
+for the page it may have sent already (see ``bot/escalation/engine.py``).
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class Page(SQLModel, table=True):
     detail: str = Field(default="", max_length=1000)
     provider_ids: dict[str, Any] = Field(default_factory=dict, sa_type=JSONData)
     message: str | None = Field(default=None, max_length=3000)
+    paged_by: str | None = Field(default=None, max_length=64)  # who sent a manual page
     due_at: datetime = Field(sa_type=UTCDateTime)
     sent_at: datetime = Field(sa_type=UTCDateTime)  # when the send started
     finished_at: datetime = Field(sa_type=UTCDateTime)
@@ -89,3 +92,32 @@ class Page(SQLModel, table=True):
             return "manual page"
         label = f"level {self.level + 1}"
         return f"{label}, repeat {self.attempt}" if self.attempt else label
+
+
+class PageAttempt(SQLModel, table=True):
+    """A page about to be sent, committed before the send (one row per step and recipient).
+
+    ``key`` is carried by the page itself (Slack message metadata), so after a
+    crash between the send and the commit of its :class:`Page` row, the retry
+    can find out whether the page went out. ``sends`` counts the transactions
+    that set out to send it: when it is above one at the moment of sending,
+    another try may have delivered the page already and is looked for first.
+    ``deferrals`` counts the times the send was put off (a 429 with
+    Retry-After, a transient Slack failure) and rescheduled with the level's job.
+    """
+
+    __tablename__ = "escalation_page_attempts"
+    __table_args__ = (
+        UniqueConstraint("incident_id", "step_key", "recipient", name="uq_escalation_page_attempts_step_recipient"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id")
+    step_key: str = Field(max_length=80)
+    recipient: str = Field(max_length=200)
+    key: str = Field(max_length=64)
+    sends: int = 0
+    deferrals: int = 0
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    detail: str = Field(default="", max_length=500)  # why the last try was put off

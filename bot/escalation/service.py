@@ -16,7 +16,8 @@ How an incident's escalation runs, as jobs (``bot.jobs``):
 ``escalation.level``
     pages the level's targets (see the engine); each recipient is paged in its
     own transaction holding the incident's row lock, after :func:`page_gate` said
-    the level is still live and this recipient was not paged for it yet.
+    the level is still live and this recipient was not paged for it yet, and
+    after :func:`claim_page_attempt` committed that the page is about to go out.
 Acknowledging
     cancels the pending level jobs and marks the plan stopped, in the
     acknowledging transaction itself; a level job already running is stopped by
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,7 +36,7 @@ from sqlalchemy import select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.durations import format_duration
-from bot.escalation.models import EscalationPlan, Page, PageOutcome
+from bot.escalation.models import EscalationPlan, Page, PageAttempt, PageOutcome
 from bot.incidents import lifecycle
 from bot.incidents import service as incidents
 from bot.incidents.models import EventKind, Incident, IncidentState, TimelineEvent
@@ -235,6 +237,7 @@ async def plan_escalation(
                 "generation": generation, "level": step.level, "attempt": step.attempt,
                 "repeats": levels[step.level].repeat, "severity": severity.value,
                 "offset_seconds": int(step.offset.total_seconds()),
+                "due_at": (origin_at + step.offset).isoformat(),  # kept when the job is put off
                 "targets": [str(target) for target in step.notify],
             },
             dedup_key=f"{LEVEL}:{incident.id}:{level_step_key(generation, step.level, step.attempt)}",
@@ -311,6 +314,63 @@ async def page_gate(
     return None, (await session.get(Page, page_id) if page_id is not None else None)
 
 
+# --- page attempts -----------------------------------------------------------------------
+
+
+async def claim_page_attempt(
+    *, session: AsyncSession, incident: Incident, step_key: str, recipient: str, now: datetime
+) -> PageAttempt:
+    """Say that this recipient of this step is about to be paged; call with the incident locked.
+
+    The caller commits before sending: a crash after the send then leaves this
+    row behind, and the next try (``sends`` above one) looks for the page first.
+    """
+    attempt = (await session.execute(
+        select(PageAttempt).where(PageAttempt.incident_id == incident.id, PageAttempt.step_key == step_key,
+                                  PageAttempt.recipient == recipient)
+        .execution_options(populate_existing=True)
+    )).scalar_one_or_none()
+    if attempt is None:
+        attempt = PageAttempt(incident_id=incident.id, step_key=step_key, recipient=recipient,
+                              key=uuid.uuid4().hex, created_at=now, updated_at=now)
+    attempt.sends += 1
+    attempt.updated_at = now
+    session.add(attempt)
+    await session.flush()
+    return attempt
+
+
+async def get_page_attempt(*, session: AsyncSession, attempt_id: int) -> PageAttempt:
+    return (await session.execute(
+        select(PageAttempt).where(PageAttempt.id == attempt_id).execution_options(populate_existing=True)
+    )).scalar_one()
+
+
+async def defer_page_attempt(*, session: AsyncSession, attempt: PageAttempt, detail: str, now: datetime) -> int:
+    """Count one more put-off send of this page; returns how many there were."""
+    attempt.deferrals += 1
+    attempt.detail = detail[:500]
+    attempt.updated_at = now
+    session.add(attempt)
+    return attempt.deferrals
+
+
+async def unrecorded_provider_attempts(*, session: AsyncSession, incident_id: int) -> list[str]:
+    """PagerDuty/Opsgenie recipients a send was started for but never recorded.
+
+    A crash between the provider's answer and the commit leaves such an attempt;
+    when the incident is acknowledged or resolved before the step is tried again,
+    that alert may be open at the provider, so it is acknowledged/resolved too.
+    """
+    recorded = select(Page.id).where(Page.incident_id == PageAttempt.incident_id,
+                                     Page.step_key == PageAttempt.step_key,
+                                     Page.recipient == PageAttempt.recipient).exists()
+    rows = await session.execute(
+        select(PageAttempt.recipient).where(PageAttempt.incident_id == incident_id, ~recorded).distinct()
+    )
+    return sorted(r for r in rows.scalars() if r.partition(":")[0] in PROVIDER_KINDS)
+
+
 # --- pages -----------------------------------------------------------------------------
 
 
@@ -358,6 +418,7 @@ async def record_page(
         incident_id=incident.id, step_key=step_key, generation=generation, level=level,
         attempt=attempt, target=target, recipient=recipient, outcome=outcome,
         detail=detail[:1000], provider_ids=dict(provider_ids or {}), message=message,
+        paged_by=actor if level is None else None,
         due_at=due_at, sent_at=sent_at, finished_at=now,
     )
     session.add(page)

@@ -45,17 +45,21 @@ def build_pagers(
     slack_client: AsyncWebClient,
     *,
     retry: RetryPolicy | None = None,
+    page_client: AsyncWebClient | None = None,
 ) -> dict[str, Pager]:
     """One pager per target kind: ``user``, ``group``, ``channel``, ``pagerduty``, ``opsgenie``.
 
     ``oncall:`` targets are not in the registry: the escalation engine resolves
     them to ``user:`` targets first. The PagerDuty and Opsgenie pagers are always
     present; without their keys they fail with an error naming the variable to set.
+    Slack pages are posted through ``page_client`` when given (see
+    :func:`bot.pagers.slack.page_client`); ``slack_client`` reads group members.
     """
+    sender = page_client or slack_client
     return {
-        "user": SlackUserPager(slack_client),
-        "group": SlackGroupPager(slack_client),
-        "channel": SlackChannelPager(slack_client),
+        "user": SlackUserPager(sender),
+        "group": SlackGroupPager(sender, members_client=slack_client),
+        "channel": SlackChannelPager(sender),
         "pagerduty": PagerDutyPager(
             http_session, str(settings.pagerduty_events_url), settings.pagerduty_routing_keys, retry=retry
         ),

@@ -5,10 +5,15 @@ when to page, whom to page next or whether a page was already sent: that is the
 escalation engine's job. Targets reach a pager already resolved: ``oncall:``
 targets are turned into ``user:`` targets by the escalation engine first.
 
-Idempotency: PagerDuty's ``dedup_key`` and Opsgenie's ``alias`` are both the
-incident's :attr:`PageRequest.dedup_key` (``firebreak-INC-12``), so repeating a
-page to those providers can never open a second incident or alert there. Slack
-messages carry no such key: the caller must not send the same Slack page twice.
+Idempotency: PagerDuty's ``dedup_key`` is the incident's
+:attr:`PageRequest.dedup_key` (``firebreak-INC-12``; PagerDuty de-duplicates per
+service, i.e. per routing key) and Opsgenie's ``alias`` that key plus the team
+(Opsgenie de-duplicates open alerts by alias across the account, and a
+de-duplicated request adds no responder), so repeating a page to those
+providers never opens a second incident or alert there. Slack has no such key:
+a Slack page carries :attr:`PageRequest.page_key` in its message metadata, and
+when the caller says the page may have been sent already
+(:attr:`PageRequest.maybe_sent`) the Slack pagers look for it before posting.
 """
 
 from __future__ import annotations
@@ -48,10 +53,18 @@ class PagerError(Exception):
     refused). The message never contains a secret.
     """
 
-    def __init__(self, message: str, *, transient: bool, target: str | None = None) -> None:
+    def __init__(self, message: str, *, transient: bool, target: str | None = None,
+                 retry_after: float | None = None, defer: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
         self.target = target
+        self.retry_after = retry_after
+        """Seconds the provider asked us to wait (``Retry-After``), when it said."""
+        self.defer = defer
+        """The page was not sent and should be tried again later (after ``retry_after``),
+        rather than reported as failed: set on a 429 whose wait is too long to be
+        waited out in place, and on transient Slack failures (which are retried only
+        after looking for the page, never blindly)."""
 
     @property
     def detail(self) -> str:
@@ -77,6 +90,14 @@ class PageRequest:
     channel_link: str | None = None
     actor: str | None = None
     """Who acknowledged or resolved (used by ``acknowledge``/``resolve``), a Slack id or name."""
+    manual: bool = False
+    """A page sent by ``/incident page`` rather than by an escalation level."""
+    paged_by: str | None = None
+    """Who sent a manual page (a Slack user id)."""
+    page_key: str | None = None
+    """The idempotency key of this page to this recipient (Slack message metadata)."""
+    maybe_sent: bool = False
+    """An earlier try of this very page may have been delivered: look for it before sending."""
 
     def __post_init__(self) -> None:
         if self.incident_number < 1:

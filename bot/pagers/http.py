@@ -2,7 +2,11 @@
 
 Retried: HTTP 429 (honouring ``Retry-After``, capped), 5xx, timeouts and
 dropped or reset connections. Everything else is a final answer handed back to
-the caller, which knows what the provider's status codes mean.
+the caller, which knows what the provider's status codes mean. With
+``RetryPolicy.defer_retry_after_over`` a ``Retry-After`` longer than that is not
+waited out here: the call raises ``PagerError(defer=True, retry_after=…)`` at
+once, for a caller that must not sleep (the escalation engine sends pages while
+holding the incident's row lock, and reschedules the page instead).
 
 Repeating a request is safe for every call made here: PagerDuty events carry
 the incident's ``dedup_key`` and Opsgenie alerts its ``alias``, so a request
@@ -21,7 +25,7 @@ import aiohttp
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_exponential,
 )
@@ -47,7 +51,14 @@ class RetryPolicy:
     """A provider's ``Retry-After`` is honoured up to this many seconds."""
     request_timeout: float = 10.0
     """Seconds for one attempt, connection included."""
+    defer_retry_after_over: float | None = None
+    """A ``Retry-After`` longer than this is handed back to the caller (``PagerError``
+    with ``defer`` and ``retry_after``) instead of being waited out; None: always wait."""
     sleep: Sleep = field(default=asyncio.sleep, compare=False)
+
+    def defers(self, retry_after: float | None) -> bool:
+        return (retry_after is not None and self.defer_retry_after_over is not None
+                and retry_after > self.defer_retry_after_over)
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
@@ -148,10 +159,13 @@ async def post_json(
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             raise _RetryableFailure(f"connection failed: {type(exc).__name__}") from None
 
+    def retryable(exc: BaseException) -> bool:
+        return isinstance(exc, _RetryableFailure) and not policy.defers(exc.retry_after)
+
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.attempts),
         wait=_WaitRetryAfterOrBackoff(policy),
-        retry=retry_if_exception_type(_RetryableFailure),
+        retry=retry_if_exception(retryable),
         sleep=policy.sleep,
         before_sleep=_log_retry(provider),
         reraise=True,
@@ -159,6 +173,12 @@ async def post_json(
     try:
         return await retrying(attempt)
     except _RetryableFailure as exc:
+        if policy.defers(exc.retry_after):
+            raise PagerError(
+                f"{provider} asked to retry in {exc.retry_after:g}s ({exc})", transient=True,
+                retry_after=exc.retry_after, defer=True,
+            ) from None
         raise PagerError(
-            f"{provider} unavailable after {policy.attempts} attempt(s): {exc}", transient=True
+            f"{provider} unavailable after {policy.attempts} attempt(s): {exc}", transient=True,
+            retry_after=exc.retry_after,
         ) from None

@@ -1,8 +1,11 @@
 """Opsgenie Alert API pager for ``opsgenie:<team>`` targets.
 
-Alerts are created with ``alias = firebreak-INC-<n>``: Opsgenie de-duplicates an
-open alert with the same alias, so repeated pages (retries, later escalation
-levels) only raise its count, and acknowledge/close address it by alias.
+Alerts are created with ``alias = firebreak-INC-<n>-<team>``: Opsgenie
+de-duplicates an open alert with the same alias (across the account), so
+repeated pages to a team (retries, a repeated level, a page sent again after a
+crash) only raise its count, and acknowledge/close address it by alias. The
+team is part of the alias because a de-duplicated request adds no responder: a
+second team paged for the same incident under one alias would never hear of it.
 Opsgenie processes alert requests asynchronously: 202 means *accepted*, with a
 ``requestId`` whose outcome can be read at ``/v2/alerts/requests/{requestId}``.
 
@@ -38,11 +41,22 @@ SOURCE = "Firebreak"
 PRIORITY_MAP: Mapping[str, str] = {"P0": "P1", "P1": "P2", "P2": "P3", "P3": "P4"}
 
 
+def alert_alias(request: PageRequest, team: str) -> str:
+    """The alias of the incident's alert for ``team``: ``firebreak-INC-12-ops``."""
+    return truncate(f"{request.dedup_key}-{team}", ALIAS_LIMIT, ellipsis="")
+
+
+def _why(request: PageRequest) -> str:
+    if request.manual:
+        return "Manual page" + (f" by {request.paged_by}" if request.paged_by else "")
+    return f"Escalation level {request.level + 1}" + (f", repeat {request.repeat + 1}" if request.repeat else "")
+
+
 def build_alert(team: str, request: PageRequest) -> dict[str, Any]:
     """The ``POST /v2/alerts`` body for paging ``team`` about the incident of ``request``."""
     lines = [
         f"{request.incident_ref} ({request.severity}): {request.incident_title}",
-        f"Escalation level {request.level + 1}" + (f", repeat {request.repeat + 1}" if request.repeat else ""),
+        _why(request),
     ]
     if request.message:
         lines.append(request.message)
@@ -52,14 +66,17 @@ def build_alert(team: str, request: PageRequest) -> dict[str, Any]:
     details = {
         "incident": request.incident_ref,
         "severity": request.severity,
-        "escalation_level": str(request.level + 1),
     }
+    if request.manual:
+        details["page"] = "manual"
+    else:
+        details["escalation_level"] = str(request.level + 1)
     if channel_url:
         details["incident_channel"] = channel_url
     tags = ["firebreak", request.incident_ref, request.severity]
     return {
         "message": truncate(f"[{request.incident_ref}][{request.severity}] {request.incident_title}", MESSAGE_LIMIT),
-        "alias": truncate(request.dedup_key, ALIAS_LIMIT, ellipsis=""),
+        "alias": alert_alias(request, team),
         "description": truncate("\n".join(lines), DESCRIPTION_LIMIT),
         "priority": PRIORITY_MAP[request.severity],
         "responders": [{"name": team, "type": "team"}],
@@ -176,8 +193,7 @@ class OpsgeniePager:
         )
 
     async def _alert_action(self, target: str, action: str, request: PageRequest) -> None:
-        self._team(target)
-        alias = quote(truncate(request.dedup_key, ALIAS_LIMIT, ellipsis=""), safe="")
+        alias = quote(alert_alias(request, self._team(target)), safe="")
         await self._post(
             target,
             f"/v2/alerts/{alias}/{action}",

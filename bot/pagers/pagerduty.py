@@ -3,8 +3,10 @@
 Events go to ``PAGERDUTY_EVENTS_URL`` with the routing key read from
 ``PAGERDUTY_ROUTING_KEY_<NAME>``. Every event of an incident carries
 ``dedup_key = firebreak-INC-<n>``: repeated triggers (retries, later escalation
-levels, several replicas) update the same PagerDuty alert instead of opening a
-new incident, and ``acknowledge``/``resolve`` reach that same alert.
+levels, a page sent again after a crash, several replicas) update the same
+PagerDuty alert instead of opening a new incident, and ``acknowledge``/``resolve``
+reach that same alert. PagerDuty de-duplicates per service (routing key), so two
+``pagerduty:`` targets on different services each get their own alert.
 """
 
 from __future__ import annotations
@@ -49,9 +51,14 @@ def build_event(routing_key: str, action: EventAction, request: PageRequest) -> 
         "incident": request.incident_ref,
         "title": request.incident_title,
         "severity": request.severity,
-        "escalation_level": request.level + 1,
-        "repeat": request.repeat + 1,
     }
+    if request.manual:
+        details["page"] = "manual"
+        if request.paged_by:
+            details["paged_by"] = request.paged_by
+    else:
+        details["escalation_level"] = request.level + 1
+        details["repeat"] = request.repeat + 1
     if request.message:
         details["message"] = request.message
     channel_url = request.channel_url

@@ -59,12 +59,30 @@ def _level_text(request: PageRequest) -> str:
     return text
 
 
+def _paged_by(request: PageRequest) -> str:
+    who = request.paged_by
+    if not who:
+        return ""
+    return f" from <@{who}>" if _is_user_id(who) else f" from {escape_mrkdwn(who)}"
+
+
+def _is_user_id(value: str) -> bool:
+    return value[:1] in ("U", "W") and value.isalnum()
+
+
+def page_reason(request: PageRequest) -> str:
+    """Why this page was sent: ``escalation level 2 (repeat 2)`` or ``manual page from <@U1>``."""
+    if request.manual:
+        return "manual page" + _paged_by(request)
+    return f"escalation {_level_text(request)}"
+
+
 def page_fallback_text(request: PageRequest) -> str:
     """Notification text (shown in push notifications and where blocks cannot render).
 
     Slack parses this text as mrkdwn too, so the title is escaped like in the blocks.
     """
-    prefix = f"Page: {request.incident_ref} {request.severity} (escalation {_level_text(request)}): "
+    prefix = f"Page: {request.incident_ref} {request.severity} ({page_reason(request)}): "
     return prefix + _fit(request.incident_title, FALLBACK_TEXT_LIMIT - len(prefix))
 
 
@@ -116,7 +134,7 @@ def _header(request: PageRequest) -> dict[str, Any]:
 def _summary_section(request: PageRequest) -> dict[str, Any]:
     emoji = _SEVERITY_EMOJI.get(request.severity, "")
     fixed = [
-        f"{emoji} *{request.severity}* · escalation {_level_text(request)}",
+        f"{emoji} *{request.severity}* · {page_reason(request)}",
     ]
     channel = channel_reference(request)
     if channel:
@@ -195,7 +213,7 @@ def build_page_acknowledged_blocks(request: PageRequest, acknowledged_by: str) -
 
     ``acknowledged_by`` is a Slack user id (rendered as a mention) or a name.
     """
-    who = f"<@{acknowledged_by}>" if acknowledged_by[:1] in ("U", "W") and acknowledged_by.isalnum() else escape_mrkdwn(acknowledged_by)
+    who = f"<@{acknowledged_by}>" if _is_user_id(acknowledged_by) else escape_mrkdwn(acknowledged_by)
     blocks = build_page_blocks(request, with_button=False)
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(f":white_check_mark: Acknowledged by {who}", CONTEXT_TEXT_LIMIT)}]})
     return blocks

@@ -37,7 +37,7 @@ from bot.pagers import Pager
 from bot.pagers.http import RetryPolicy
 from bot.pagers.opsgenie import OpsgeniePager
 from bot.pagers.pagerduty import PagerDutyPager
-from bot.pagers.slack import SlackChannelPager, SlackGroupPager, SlackUserPager
+from bot.pagers.slack import SlackChannelPager, SlackGroupPager, SlackUserPager, page_client
 from bot.playbooks.loader import Playbooks, load_playbooks
 from bot.playbooks.models import Severity
 from bot.slack.effects import SlackEffects
@@ -236,10 +236,11 @@ async def make_harness(database_url: str, *, clock: ManualClock, playbooks: Play
     db = create_engine(database_url)
     sessions = create_sessionmaker(db)
     slack = AsyncWebClient(token=BOT_TOKEN, base_url=emu.api_url)
+    sender = page_client(slack)  # as installed: no retries under the incident's lock
     pagers: dict[str, Pager] = {
-        "user": SlackUserPager(slack),
-        "group": SlackGroupPager(slack),
-        "channel": SlackChannelPager(slack),
+        "user": SlackUserPager(sender),
+        "group": SlackGroupPager(sender, members_client=slack),
+        "channel": SlackChannelPager(sender),
         "pagerduty": PagerDutyPager(http, pd.url, {"default": SecretStr(PD_KEY)}, retry=retry),
         "opsgenie": OpsgeniePager(http, og.url, SecretStr(OG_KEY), retry=retry),
     }

@@ -32,7 +32,7 @@ async def test_each_level_fires_on_time_with_its_targets(harness: Harness) -> No
     assert len(h.page_dms(CHEN, number)) == 1
 
     await h.at(15)  # level 3: Opsgenie and the triage channel
-    assert [a.alias for a in h.og.alerts.values()] == [f"firebreak-INC-{number}"]
+    assert [a.alias for a in h.og.alerts.values()] == [f"firebreak-INC-{number}-ops"]
     assert sum(f"INC-{number}" in text for text in h.channel_texts(TRIAGE)) == 1
 
     for minute, expected in ((30, 1), (39, 1), (40, 2), (50, 3), (120, 3)):

@@ -6,6 +6,8 @@ time: backend week 8 has chen as primary and ava as secondary.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import timedelta
 
 import pytest
@@ -140,3 +142,29 @@ async def test_manual_page_and_oncall_commands(bed) -> None:
     assert [e.data["recipient"] for e in manual] == [f"user:{DANA}", f"user:{AVA}"]
     failed = [e for e in events if e.kind == EventKind.PAGE_FAILED]
     assert failed and failed[0].data["target"] == "group:S0NOSUCH"
+
+
+async def test_a_rate_limited_page_does_not_hold_up_an_ack(bed) -> None:
+    """Slack answers the P1 repeat's DM with 429 Retry-After: 30. The runtime's shared Slack
+    client waits such answers out; a page must not (it is sent under the incident's row lock,
+    which ``/incident ack`` needs): the ack answers at once and the page is never sent."""
+    number = await _open(bed, "open P1 checkout is failing")
+    channel = bed.incident_channel(number).id
+    assert len(page_dms(bed, CHEN)) == 1
+    bed.clock.advance(timedelta(minutes=5))  # the repeat of level 1 (oncall:backend) is due
+    bed.emu.rate_limit_next("chat.postMessage", retry_after=30)
+    paging = asyncio.create_task(bed.run_jobs())
+    await bed.wait_for(lambda: any(c.status == 429 for c in bed.emu.calls_to("chat.postMessage")))
+    started = time.monotonic()
+    reply = await bed.run_command("ack", channel=channel, user=CHEN)
+    took = time.monotonic() - started
+    assert reply == f"You acknowledged INC-{number}; escalation stops."
+    assert took < 3, f"the ack took {took:.1f}s"
+    await asyncio.wait_for(paging, 10)
+    for minutes in (0.5, 1, 60):  # past the Retry-After, and far beyond
+        bed.clock.advance(timedelta(minutes=minutes))
+        await bed.run_jobs()
+    assert len(page_dms(bed, CHEN)) == 1  # the repeat was put off, then cancelled by the ack
+    _, events = await _timeline(bed, number)
+    delivered = [e for e in events if e.kind == EventKind.PAGE_DELIVERED]
+    assert [(e.data["recipient"], e.data["attempt"]) for e in delivered] == [(f"user:{CHEN}", 0)]

@@ -29,7 +29,7 @@ def test_priority_mapping(severity: str, priority: str) -> None:
 def test_alert_body_follows_opsgenie_rules() -> None:
     body = build_alert("platform", make_request(incident_title="t" * 500, message="m" * 20_000))
     assert len(body["message"]) == 130 and body["message"].endswith("…")
-    assert body["alias"] == "firebreak-INC-12"
+    assert body["alias"] == "firebreak-INC-12-platform"
     assert len(body["description"]) <= 15_000
     assert body["responders"] == [{"name": "platform", "type": "team"}]
     assert body["source"] == "Firebreak"
@@ -51,10 +51,10 @@ async def test_page_creates_one_alert_per_alias(http: aiohttp.ClientSession, og:
     first = await p.page(TARGET, make_request())
     await p.page(TARGET, make_request(level=1))
     assert first.delivered
-    assert first.provider_ids["alias"] == "firebreak-INC-12"
+    assert first.provider_ids["alias"] == "firebreak-INC-12-platform"
     assert first.provider_ids["request_id"] in og.request_statuses
-    assert len(og.alerts_for("firebreak-INC-12")) == 1
-    alert = og.alerts["firebreak-INC-12"]
+    assert len(og.alerts_for("firebreak-INC-12-platform")) == 1
+    alert = og.alerts["firebreak-INC-12-platform"]
     assert alert.count == 2 and alert.priority == "P2"
     assert alert.responders == [{"name": "platform", "type": "team"}]
     assert og.requests[0].headers["Authorization"] == f"GenieKey {OG_KEY}"
@@ -64,13 +64,13 @@ async def test_acknowledge_and_close_by_alias(http: aiohttp.ClientSession, og: O
     p, request = pager(http, og, retry), make_request(actor="alice")
     await p.page(TARGET, request)
     await p.acknowledge(TARGET, request)
-    alert = og.alerts["firebreak-INC-12"]
+    alert = og.alerts["firebreak-INC-12-platform"]
     assert alert.acknowledged and alert.status == "open"
     await p.resolve(TARGET, request)
     assert alert.status == "closed"
     ack, close = og.requests[1], og.requests[2]
-    assert ack.path == "/v2/alerts/firebreak-INC-12/acknowledge" and ack.query == {"identifierType": "alias"}
-    assert close.path == "/v2/alerts/firebreak-INC-12/close"
+    assert ack.path == "/v2/alerts/firebreak-INC-12-platform/acknowledge" and ack.query == {"identifierType": "alias"}
+    assert close.path == "/v2/alerts/firebreak-INC-12-platform/close"
     assert ack.json == {"source": "Firebreak", "user": "alice", "note": "Acknowledged by alice in Firebreak (INC-12)"}
 
 
@@ -79,7 +79,7 @@ async def test_new_alert_after_close(http: aiohttp.ClientSession, og: OpsgenieFa
     await p.page(TARGET, request)
     await p.resolve(TARGET, request)
     await p.page(TARGET, request)
-    assert [a.status for a in og.alerts_for(request.dedup_key)] == ["closed", "open"]
+    assert [a.status for a in og.alerts_for("firebreak-INC-12-platform")] == ["closed", "open"]
 
 
 async def test_unknown_key_is_final(http: aiohttp.ClientSession, og: OpsgenieFake, retry: RetryPolicy, sleeps: RecordedSleep) -> None:
@@ -133,7 +133,7 @@ async def test_rate_limit_and_server_errors_are_retried(http: aiohttp.ClientSess
     og.faults.add(Fault.SERVER_ERROR, status=503)
     assert (await pager(http, og, retry).page(TARGET, make_request())).delivered
     assert sleeps.waits == [2.0, 1.0]
-    assert len(og.alerts_for("firebreak-INC-12")) == 1
+    assert len(og.alerts_for("firebreak-INC-12-platform")) == 1
 
 
 async def test_gives_up_transiently(http: aiohttp.ClientSession, og: OpsgenieFake, retry: RetryPolicy) -> None:
@@ -146,7 +146,7 @@ async def test_gives_up_transiently(http: aiohttp.ClientSession, og: OpsgenieFak
 async def test_reset_then_success(http: aiohttp.ClientSession, og: OpsgenieFake, retry: RetryPolicy) -> None:
     og.faults.add(Fault.RESET)
     assert (await pager(http, og, retry).page(TARGET, make_request())).delivered
-    assert len(og.alerts_for("firebreak-INC-12")) == 1
+    assert len(og.alerts_for("firebreak-INC-12-platform")) == 1
 
 
 async def test_ack_of_unknown_alert_is_accepted_but_fails_asynchronously(http: aiohttp.ClientSession, og: OpsgenieFake, retry: RetryPolicy) -> None:
@@ -158,8 +158,40 @@ async def test_ack_of_unknown_alert_is_accepted_but_fails_asynchronously(http: a
 async def test_fake_get_alert_by_alias(http: aiohttp.ClientSession, og: OpsgenieFake, retry: RetryPolicy) -> None:
     headers = {"Authorization": f"GenieKey {OG_KEY}"}
     await pager(http, og, retry).page(TARGET, make_request())
-    async with http.get(og.url + "/v2/alerts/firebreak-INC-12", params={"identifierType": "alias"}, headers=headers) as response:
+    async with http.get(og.url + "/v2/alerts/firebreak-INC-12-platform", params={"identifierType": "alias"}, headers=headers) as response:
         assert response.status == 200
         assert (await response.json())["data"]["status"] == "open"
     async with http.get(og.url + "/v2/alerts/nope", params={"identifierType": "alias"}, headers=headers) as response:
         assert response.status == 404
+
+
+async def test_each_team_gets_its_own_alert(http: aiohttp.ClientSession, og: OpsgenieFake, retry: RetryPolicy) -> None:
+    """Opsgenie de-duplicates by alias and a de-duplicated request adds no responder: a second
+    team paged about the same incident must not share the first team's alias."""
+    p = pager(http, og, retry)
+    await p.page(TARGET, make_request())
+    await p.page("opsgenie:database", make_request(level=1))
+    await p.page("opsgenie:database", make_request(level=1))  # sent again (a retry): de-duplicated
+    assert {a.alias: (a.responders, a.count) for a in og.alert_history} == {
+        "firebreak-INC-12-platform": ([{"name": "platform", "type": "team"}], 1),
+        "firebreak-INC-12-database": ([{"name": "database", "type": "team"}], 2),
+    }
+    await p.acknowledge("opsgenie:database", make_request())
+    assert og.alerts["firebreak-INC-12-database"].acknowledged
+    assert not og.alerts["firebreak-INC-12-platform"].acknowledged
+
+
+async def test_the_fake_adds_no_responder_on_deduplication(http: aiohttp.ClientSession, og: OpsgenieFake) -> None:
+    headers = {"Authorization": f"GenieKey {OG_KEY}"}
+    for team in ("platform", "database"):
+        body = {"message": "m", "alias": "same", "responders": [{"name": team, "type": "team"}]}
+        async with http.post(og.url + "/v2/alerts", json=body, headers=headers) as response:
+            assert response.status == 202
+    (alert,) = og.alert_history
+    assert alert.count == 2 and alert.responders == [{"name": "platform", "type": "team"}]
+
+
+def test_a_manual_page_says_so() -> None:
+    body = build_alert("platform", make_request(manual=True, paged_by="U024BE7LH"))
+    assert "Manual page by U024BE7LH" in body["description"] and "Escalation level" not in body["description"]
+    assert body["details"]["page"] == "manual" and "escalation_level" not in body["details"]

@@ -182,3 +182,43 @@ async def test_retriggering_after_resolve_opens_a_new_incident_like_pagerduty(ht
     await p.resolve("pagerduty:default", request)
     await p.page("pagerduty:default", request)
     assert [i.status for i in pd.incidents_for(request.dedup_key)] == ["resolved", "triggered"]
+
+
+async def test_a_long_retry_after_is_handed_back_not_slept(http: aiohttp.ClientSession, pd: PagerDutyFake, sleeps: RecordedSleep) -> None:
+    """The escalation engine pages under the incident's row lock: it asks for Retry-After over 1 s back."""
+    policy = RetryPolicy(attempts=2, initial_wait=0.5, max_wait=1.0, max_retry_after=1.0,
+                         defer_retry_after_over=1.0, request_timeout=2, sleep=sleeps)
+    pd.faults.add(Fault.RATE_LIMIT, retry_after=30)
+    with pytest.raises(PagerError) as caught:
+        await pager(http, pd, policy).page("pagerduty:default", make_request())
+    assert caught.value.defer and caught.value.transient and caught.value.retry_after == 30
+    assert sleeps.waits == [] and len(pd.requests) == 1 and pd.incident_history == []
+    pd.faults.add(Fault.RATE_LIMIT, retry_after=1)  # short enough to wait for in place
+    assert (await pager(http, pd, policy).page("pagerduty:default", make_request())).delivered
+    assert sleeps.waits == [1.0]
+
+
+async def test_the_fake_deduplicates_per_routing_key_like_pagerduty(http: aiohttp.ClientSession, retry: RetryPolicy) -> None:
+    """PagerDuty de-duplicates within a service: one dedup_key on two services is two alerts."""
+    other = "fedcba9876543210fedcba9876543210"
+    async with PagerDutyFake(routing_keys={PD_KEY, other}) as fake:
+        p = PagerDutyPager(http, fake.url, {"default": SecretStr(PD_KEY), "db": SecretStr(other)}, retry=retry)
+        for _ in range(2):  # a repeat on each service is de-duplicated
+            await p.page("pagerduty:default", make_request())
+            await p.page("pagerduty:db", make_request())
+        incidents = fake.incidents_for("firebreak-INC-12")
+        assert sorted(i.routing_key for i in incidents) == sorted([PD_KEY, other])
+        assert [i.trigger_count for i in incidents] == [2, 2]
+        await p.acknowledge("pagerduty:db", make_request())
+        assert {i.routing_key: i.status for i in incidents} == {PD_KEY: "triggered", other: "acknowledged"}
+        await p.page("pagerduty:db", make_request())  # a trigger on an acknowledged alert changes nothing
+        assert {i.routing_key: i.status for i in incidents} == {PD_KEY: "triggered", other: "acknowledged"}
+        assert len(fake.incidents_for("firebreak-INC-12")) == 2
+
+
+def test_a_manual_page_event_says_so_and_matches_the_schema() -> None:
+    event = build_event(PD_KEY, "trigger", make_request(manual=True, paged_by="U024BE7LH"))
+    details = event["payload"]["custom_details"]
+    assert details["page"] == "manual" and details["paged_by"] == "U024BE7LH"
+    assert "escalation_level" not in details
+    validate_against_spec(event)

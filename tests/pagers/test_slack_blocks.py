@@ -117,3 +117,16 @@ def test_acknowledged_variant() -> None:
     assert "Acknowledged by <@U024BE7LH>" in texts(blocks)[-1]
     assert "Acknowledged by Alice &lt;ops&gt;" in texts(build_page_acknowledged_blocks(make_request(), "Alice <ops>"))[-1]
     assert_within_limits(blocks)
+
+
+def test_a_manual_page_says_it_is_one_and_who_sent_it() -> None:
+    request = make_request(manual=True, paged_by="U024BE7LH", message="can you look at the index?")
+    blocks = build_page_blocks(request)
+    body = "\n".join(texts(blocks))
+    assert "manual page from <@U024BE7LH>" in body
+    assert "escalation" not in body and "level" not in body
+    assert page_fallback_text(request).startswith("Page: INC-12 P1 (manual page from <@U024BE7LH>): ")
+    acknowledged = build_page_acknowledged_blocks(request, "U1H2J3K4L")
+    assert "manual page from <@U024BE7LH>" in str(acknowledged) and "escalation level" not in str(acknowledged)
+    assert "(manual page)" in page_fallback_text(make_request(manual=True))  # nobody named: still not a level
+    assert "escalation level 1" in page_fallback_text(make_request())
