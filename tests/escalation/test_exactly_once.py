@@ -280,7 +280,7 @@ async def test_two_processes_racing_a_level_with_a_crash_in_between_page_once(
 
         class SlowThenDead(CrashingPager):
             async def page(self, target: str, request: PageRequest) -> PageResult:
-                result = await inner.page(target, request)
+                await inner.page(target, request)
                 gate.set()
                 await release.wait()
                 raise ProcessDied("died after the DM, before the commit")
