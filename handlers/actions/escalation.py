@@ -53,7 +53,7 @@ async def acknowledge_from_page(rt: Runtime, body: dict[str, Any], client: Any) 
     if channel and ts:
         sent = page.sent_at if page else utc(datetime.fromtimestamp(float(ts)))
         request = build_request_for(incident, level=value.level, attempt=value.repeat, now=sent,
-                                    message=page.message if page else None)
+                                    message=page.message if page else None, page=page)
         by = incident.acknowledged_by or user
         try:
             await client.chat_update(channel=channel, ts=ts, text=page_fallback_text(request),

@@ -243,6 +243,8 @@ async def test_the_page_arrives_by_dm_and_its_acknowledge_button_works(console):
     assert dm["user"] == AVA  # ava is on call: her DM with the bot holds the page
     assert not [c for c in (await console.state(BEN))["channels"] if c.get("is_im") and c["id"] == dm["id"]]
     page = next(m for m in dm["messages"] if ActionId.PAGE_ACK in json.dumps(m.get("blocks")))
+    # Level 1 also pages PagerDuty; clicking before that page left would (rightly) stop it.
+    await console.wait_for(lambda s: s["world"]["pagerduty"])
     clicked = await console.post("/api/action", {
         "user": AVA, "channel": dm["id"], "ts": page["ts"], "action_id": ActionId.PAGE_ACK})
     assert clicked["ok"], clicked

@@ -142,6 +142,12 @@ async def test_manual_page_and_oncall_commands(bed) -> None:
     assert [e.data["recipient"] for e in manual] == [f"user:{DANA}", f"user:{AVA}"]
     failed = [e for e in events if e.kind == EventKind.PAGE_FAILED]
     assert failed and failed[0].data["target"] == "group:S0NOSUCH"
+    # Its own Acknowledge button closes it as the manual page it is, not as "escalation level 1".
+    await bed.click(user=DANA, channel=dm.channel_id, message_ts=dm.ts, action_id=ActionId.PAGE_ACK)
+    await bed.wait_for(lambda: replies_to(bed, DANA))
+    closed = str(bed.emu.message(dm.channel_id, dm.ts).blocks)
+    assert f"Acknowledged by <@{DANA}>" in closed
+    assert "manual page" in closed and "escalation level" not in closed
 
 
 async def test_a_rate_limited_page_does_not_hold_up_an_ack(bed) -> None:
