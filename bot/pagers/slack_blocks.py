@@ -55,7 +55,7 @@ def channel_reference(request: PageRequest) -> str | None:
 def _level_text(request: PageRequest) -> str:
     text = f"level {request.level + 1}"
     if request.repeat:
-        text += f" (repeat {request.repeat + 1})"
+        text += f" (repeat {request.repeat})"  # as the channel line and the timeline count
     return text
 
 
@@ -71,7 +71,7 @@ def _is_user_id(value: str) -> bool:
 
 
 def page_reason(request: PageRequest) -> str:
-    """Why this page was sent: ``escalation level 2 (repeat 2)`` or ``manual page from <@U1>``."""
+    """Why this page was sent: ``escalation level 2 (repeat 1)`` or ``manual page from <@U1>``."""
     if request.manual:
         return "manual page" + _paged_by(request)
     return f"escalation {_level_text(request)}"

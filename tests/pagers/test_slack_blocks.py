@@ -59,7 +59,7 @@ def test_page_blocks_content() -> None:
     assert "INC-12" in blocks[0]["text"]["text"] and "P1" in blocks[0]["text"]["text"]
     body = "\n".join(texts(blocks))
     assert "Checkout is failing" in body and "Checkout is failing" in blocks[0]["text"]["text"]
-    assert "level 2 (repeat 2)" in body
+    assert "level 2 (repeat 1)" in body
     assert "<#C0INC12>" in body
     assert "> Please look at the db" in body
     (button,) = buttons(blocks)
