@@ -172,8 +172,11 @@ class OpsgeniePager:
             raise
         if answer.status in (200, 201, 202):
             return answer
+        message = _error_message(answer)
+        if key := self._api_key.get_secret_value() if self._api_key is not None else "":
+            message = message.replace(key, "[redacted]")  # a refusal may quote the key it was sent
         raise PagerError(
-            f"Opsgenie refused the request for {target!r} (HTTP {answer.status}): {_error_message(answer)}",
+            f"Opsgenie refused the request for {target!r} (HTTP {answer.status}): {message}",
             transient=False,
             target=target,
         )

@@ -132,8 +132,11 @@ class PagerDutyPager:
         if answer.status == 202:
             return answer
         kind = "refused the event" if answer.status == 400 else f"answered HTTP {answer.status}"
+        message = _error_message(answer)
+        if key := body["routing_key"]:
+            message = message.replace(key, "[redacted]")  # a refusal may quote the key it was sent
         raise PagerError(
-            f"PagerDuty {kind} for {target!r} ({action}): {_error_message(answer)}",
+            f"PagerDuty {kind} for {target!r} ({action}): {message}",
             transient=False,
             target=target,
         )
