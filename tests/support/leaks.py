@@ -148,7 +148,8 @@ class LeakWatch:
     # -- fakes ----------------------------------------------------------------------------
 
     def register_fake(self, fake: Any) -> None:
-        self._new.append(fake)
+        if not any(known is fake for known in self._new):
+            self._new.append(fake)
 
     def scan_fakes(self) -> None:
         """Scan what the fakes recorded since the last scan (cheap: new records only)."""
@@ -284,12 +285,16 @@ def _install() -> None:
     from bot.config import Settings
     from bot.emulator import SlackEmulator
     from bot.emulator.github_issues import GitHubIssuesFake
-    from bot.emulator.pagerduty import FakeHttpService
+    from bot.emulator.opsgenie import OpsgenieFake
+    from bot.emulator.pagerduty import FakeHttpService, PagerDutyFake
     from bot.emulator.providers._server import FakeProviderServer
     from bot.export import pipeline
 
     _wrap_init(Settings, _settings_secrets)
-    for cls in (SlackEmulator, GitHubIssuesFake, FakeHttpService, FakeProviderServer):
+    # The pager fakes set their keys after their base's __init__: wrapped too (registering twice
+    # is harmless).
+    for cls in (SlackEmulator, GitHubIssuesFake, FakeHttpService, FakeProviderServer, PagerDutyFake,
+                OpsgenieFake):
         _wrap_init(cls, _fake_secrets)
     original_add_token = SlackEmulator.add_token
 
