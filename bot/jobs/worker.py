@@ -9,12 +9,14 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from bot.clock import Clock
 from bot.db.engine import SessionMaker
 from bot.jobs import service
 from bot.jobs.models import Job
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 JobHandler = Callable[[Job], Awaitable[None]]
@@ -60,6 +62,7 @@ class Worker:
         self._task: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()
         self._stopping = False
+        self._claims_failing = False
 
     def register(self, kind: str, handler: JobHandler) -> None:
         self.handlers[kind] = handler
@@ -104,10 +107,10 @@ class Worker:
                     raise RuntimeError(f"no handler for job kind {job.kind!r}")
                 await handler(job)
             except RetryLater as retry:
-                await service.reschedule(
+                await self._settle(job, service.reschedule(
                     sessions=self.sessions, job=job, worker_id=self.worker_id,
                     due_at=self.clock.now() + retry.delay, error=retry.reason,
-                )
+                ))
                 return
             except asyncio.CancelledError:
                 raise
@@ -116,23 +119,34 @@ class Worker:
                 if job.attempts >= job.max_attempts:
                     log.error("job %s (%s) gave up after %s attempts: %s",
                               job.id, job.kind, job.attempts, error)
-                    settled = await service.mark_failed(
+                    settled = await self._settle(job, service.mark_failed(
                         sessions=self.sessions, job=job, worker_id=self.worker_id,
                         now=self.clock.now(), error=error,
-                    )
+                    ))
                     if settled and self.on_give_up is not None:
                         await self.on_give_up(job, error)
                 else:
                     log.warning("job %s (%s) attempt %s failed: %s",
                                 job.id, job.kind, job.attempts, error)
-                    await service.reschedule(
+                    await self._settle(job, service.reschedule(
                         sessions=self.sessions, job=job, worker_id=self.worker_id,
                         due_at=self.clock.now() + backoff(job.attempts), error=error,
-                    )
+                    ))
                 return
-            await service.mark_done(
+            await self._settle(job, service.mark_done(
                 sessions=self.sessions, job=job, worker_id=self.worker_id, now=self.clock.now()
-            )
+            ))
+
+    async def _settle(self, job: Job, outcome: Awaitable[T]) -> T | None:
+        """Record a job's outcome; if the database is gone, the lease brings the job back."""
+        try:
+            return await outcome
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the job is safe: it runs again after its lease
+            log.warning("could not record the outcome of job %s (%s): %s; it runs again when its "
+                        "lease runs out", job.id, job.kind, type(exc).__name__)
+            return None
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -149,9 +163,16 @@ class Worker:
                 )
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # database down: keep trying
-                log.warning("worker could not claim jobs: %s", exc)
+            except Exception as exc:  # database down: keep trying, say so once per outage
+                if not self._claims_failing:
+                    log.warning("worker cannot reach the database (%s); retrying every %gs",
+                                type(exc).__name__, self.poll_seconds)
+                self._claims_failing = True
                 jobs = []
+            else:
+                if self._claims_failing:
+                    log.info("worker reached the database again")
+                self._claims_failing = False
             for job in jobs:
                 task = asyncio.create_task(self._execute(job))
                 self._running.add(task)
