@@ -171,6 +171,20 @@ async def test_same_trigger_id_twice_opens_once(bed):
     assert len(bed.emu.calls_to("conversations.create")) == 1
 
 
+async def test_a_retry_while_the_channel_is_being_created_elsewhere_still_links_it(bed):
+    bed.emu.delay("conversations.create", 0.5)  # the first delivery is busy creating it
+    first = await bed.command("open P2 slow channel", trigger_id="T-SLOW")
+    await bed.wait_for(lambda: bed.emu.calls_to("conversations.create") or None)
+    second = await bed.command("open P2 slow channel", trigger_id="T-SLOW")
+    channel = None
+    for sent in (first, second):
+        text = (await bed.reply(sent))["text"]
+        assert "INC-1" in text and " in <#C" in text, text
+        channel = channel or text.split("<#")[1].split(">")[0]
+        assert f"<#{channel}>" in text
+    assert len(bed.emu.calls_to("conversations.create")) == 1
+
+
 async def test_concurrent_opens_get_distinct_numbers_and_channels(bed):
     sent = await asyncio.gather(*(bed.command(f"open P3 thing {i} broke") for i in range(10)))
     replies = await asyncio.gather(*(bed.reply(s) for s in sent))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from bot.db.engine import transaction
@@ -11,6 +12,8 @@ from bot.runtime import Runtime
 from bot.slack import blocks
 from bot.slack.effects import provision_key
 from handlers.common import Reply, ephemeral, guarded, once
+
+CHANNEL_WAIT_SECONDS = 5.0
 
 # Subcommands that other parts of Firebreak add (escalation, export, …) register here.
 EXTRA_SUBCOMMANDS: dict[str, Any] = {}
@@ -92,14 +95,21 @@ async def open_from_command(rt: Runtime, command: Command, *, user: str,
             session=session, severity=command.severity, title=command.text, reporter_id=user,
             service=command.service, now=rt.clock.now(), delivery_key=delivery)
     incident = result.incident
+    set_up_elsewhere = False
     if not incident.is_provisioned:
         # Set the channel up now rather than on the worker's next poll; if another
         # worker already holds the job this returns at once and it finishes there.
-        await rt.worker.run_job_by_key(provision_key(incident.id))
+        set_up_elsewhere = not await rt.worker.run_job_by_key(provision_key(incident.id))
     rt.worker.wake()
-    async with rt.sessions() as session:
-        incident = await incidents.get_incident(session=session, number=incident.number)
-    return ephemeral(open_reply(incident, created=result.created))
+    deadline = asyncio.get_running_loop().time() + CHANNEL_WAIT_SECONDS
+    while True:
+        async with rt.sessions() as session:
+            incident = await incidents.get_incident(session=session, number=incident.number)
+        # The reply should link the channel, also when another worker is creating it.
+        if (not set_up_elsewhere or incident.channel_id or incident.setup_error
+                or asyncio.get_running_loop().time() > deadline):
+            return ephemeral(open_reply(incident, created=result.created))
+        await asyncio.sleep(0.05)
 
 
 def open_reply(incident: Any, *, created: bool) -> str:
