@@ -89,3 +89,116 @@ def test_parse_duration_round_trips(weeks: int, days: int, hours: int, minutes: 
     written = "".join(f"{n}{unit}" for n, unit in parts if n) or "0s"
     assert parse_duration(written) == expected
     assert parse_duration(f"{int(expected.total_seconds())}s") == expected
+
+
+# --- hostile input (tests/hostile owns the Slack side; the files are checked here) ----------
+
+SERVICE = yaml.safe_load((SAMPLES / "services" / "api.yaml").read_text())
+junk = st.one_of(
+    st.none(), st.booleans(), st.integers(-10**30, 10**30), st.floats(), st.text(max_size=30),
+    st.sampled_from(["", "\x00", "🔥" * 50, "x" * 5000, "P9", "-1m", "9999999h", "user:", "http://", "10:30"]),
+    st.lists(st.text(max_size=8), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+)
+
+
+def _paths(value, prefix=()):
+    yield prefix
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from _paths(child, (*prefix, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from _paths(child, (*prefix, index))
+
+
+SERVICE_PATHS = [path for path in _paths(SERVICE) if path]
+
+
+def _child(parent, key):
+    if isinstance(parent, dict) and key in parent:
+        return parent[key]
+    if isinstance(parent, list) and isinstance(key, int) and key < len(parent):
+        return parent[key]
+    return None
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_a_sample_service_with_broken_fields_loads_or_names_each_problem(folder: Path, data) -> None:
+    """One to three fields of a valid service replaced by anything, or removed: the folder
+    loads, or every problem names the file and a line (the key, or the mapping missing it)."""
+    import copy
+
+    document = copy.deepcopy(SERVICE)
+    for path in data.draw(st.lists(st.sampled_from(SERVICE_PATHS), min_size=1, max_size=3, unique=True)):
+        parent = document
+        for key in path[:-1]:  # an earlier change may have replaced or removed a parent
+            parent = _child(parent, key)
+        last = path[-1]
+        if isinstance(parent, dict) and data.draw(st.booleans()):
+            parent.pop(last, None)
+        elif _child(parent, last) is not None:
+            parent[last] = data.draw(junk)
+    path = folder / "services" / "api.yaml"
+    original = path.read_bytes()
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    try:
+        load_playbooks(folder)
+    except PlaybookError as error:
+        for problem in error.problems:
+            assert problem.message and problem.path.name in ("api.yaml", "escalation.yaml")
+            assert problem.line is not None or "YAML" in problem.message or "missing" in problem.message, problem
+    finally:
+        path.write_bytes(original)
+
+
+def _alias_bomb() -> str:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    return "\n".join(lines + ["name: api", "owners: *a9"]) + "\n"
+
+
+HOSTILE_FILES = {
+    "not UTF-8": b"name: api\nowners: [\xff\xfe]\n",
+    "a NUL character": b"name: api\x00\n",
+    "a byte-order mark": "\ufeffname: api\n".encode(),
+    "aliases expanding to a billion values": _alias_bomb().encode(),
+    "a value that contains itself": b"name: api\nowners: &a [*a]\n",
+    "nested 20,000 deep": b"name: " + b"[" * 20_000 + b"]" * 20_000 + b"\n",
+    "forty thousand unknown keys": "".join(f"k{i}: {i}\n" for i in range(40_000)).encode(),
+    "a Python object tag": b"name: !!python/object/apply:os.system ['echo pwned']\n",
+    "a timestamp that is no date": b"name: api\nx: !!timestamp 2026-02-30\n",
+    "a document stream": b"name: api\n---\nname: web\n",
+    "a bare scalar": b"just text\n",
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_FILES))
+def test_hostile_files_give_a_playbook_error_quickly(folder: Path, name: str) -> None:
+    import time
+
+    path = folder / "services" / "api.yaml"
+    original = path.read_bytes()
+    path.write_bytes(HOSTILE_FILES[name])
+    started = time.monotonic()
+    try:
+        with pytest.raises(PlaybookError) as caught:
+            load_playbooks(folder)
+    finally:
+        path.write_bytes(original)
+    assert time.monotonic() - started < 10, f"{name}: {time.monotonic() - started:.1f}s"
+    assert all(problem.message for problem in caught.value.problems)
+    assert any(problem.path == path for problem in caught.value.problems), caught.value
+
+
+def test_a_folder_where_a_file_should_be_is_reported(folder: Path) -> None:
+    (folder / "services" / "evil.yaml").mkdir()
+    (folder / "escalation.yml").write_text("severities: {}\n")
+    try:
+        with pytest.raises(PlaybookError) as caught:
+            load_playbooks(folder)
+        assert any("both escalation.yaml and escalation.yml" in p.message for p in caught.value.problems)
+    finally:
+        (folder / "services" / "evil.yaml").rmdir()
+        (folder / "escalation.yml").unlink()
+    load_playbooks(folder)  # the folder is as it was

@@ -206,8 +206,37 @@ def _read(path: Path, problems: list[Problem]) -> _Document | None:
     finally:
         if loader is not None:
             loader.dispose()
+    if root is not None and _expanded_size(root) > MAX_VALUES:
+        # Aliases of aliases ("billion laughs") expand exponentially: validating that would
+        # take hours and all the memory, so the file is refused before anything reads it.
+        problems.append(Problem(path, None, None, f"YAML: its aliases (*name) expand to more than "
+                                                  f"{MAX_VALUES:,} values; write the values out"))
+        return None
     problems.extend(_duplicate_key_problems(path, root))
     return _Document(path, root, data)
+
+
+MAX_VALUES = 100_000  # a playbook file has hundreds
+
+
+def _expanded_size(root: Node) -> int:
+    """How many nodes the document has once every alias is replaced by what it names
+    (capped just past MAX_VALUES; a node that contains itself counts once)."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        children = ([n for pair in node.value for n in pair] if isinstance(node, MappingNode)
+                    else list(node.value) if isinstance(node, SequenceNode) else [])
+        if children_done:
+            open_.discard(id(node))
+            sizes[id(node)] = min(MAX_VALUES + 1, 1 + sum(sizes.get(id(c), 1) for c in children))
+        elif id(node) not in sizes and id(node) not in open_:
+            open_.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in children)
+    return sizes[id(root)]
 
 
 def _find(root: Path, stem: str, problems: list[Problem]) -> Path | None:
