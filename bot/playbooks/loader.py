@@ -297,8 +297,17 @@ def _validate(model: type[_Model], doc: _Document | None, problems: list[Problem
     try:
         return model.model_validate(doc.data)
     except ValidationError as exc:
-        problems.extend(_problem_from(doc, error) for error in exc.errors(include_url=False))
+        errors = exc.errors(include_url=False)
+        # Listing every one of thousands of errors (a file of junk keys) helps nobody, and
+        # placing each on its line is linear in the mapping: quadratic in all.
+        problems.extend(_problem_from(doc, error) for error in errors[:MAX_PROBLEMS_PER_FILE])
+        if len(errors) > MAX_PROBLEMS_PER_FILE:
+            problems.append(Problem(doc.path, None, None, f"{len(errors) - MAX_PROBLEMS_PER_FILE:,} more "
+                                                          f"problems besides the {MAX_PROBLEMS_PER_FILE} listed"))
         return None
+
+
+MAX_PROBLEMS_PER_FILE = 100
 
 
 def _problem_from(doc: _Document, error: Mapping[str, Any]) -> Problem:
