@@ -11,7 +11,11 @@ with ``--database-url`` a new PostgreSQL database created on that server and dro
 after), and the fake Slack (the project's emulator, zero latency) in its own process.
 ``note`` phases first open one incident (INC-1) and note on it. Requests carry the form
 fields of ``SlackEmulator.slash_command`` and are signed like Slack signs them; every
-answer must be HTTP 200 (non-200s and transport errors are counted).
+answer must be HTTP 200 (non-200s and transport errors are counted). ``refused`` counts
+the 200 acks that turn the work down ("overloaded": more than ``WORK_QUEUE_LIMIT``
+requests waiting); ``done/s`` is the work the bot finished during the phase (incidents
+created, notes on the timeline): an ack only says a request was accepted, and a closed
+loop that is answered at once sends far more than Slack ever would.
 
 The floor runs twice per concurrency, with the ``open`` body (its listener does not look
 at the text): ``floor-default`` is Bolt's default (``process_before_response=False``: the
@@ -154,13 +158,14 @@ async def main(args: argparse.Namespace) -> int:
     print("\nFirebreak / floor (floor-default: Bolt defaults, ack via the 10 ms polling loop;"
           " floor-pbr: process_before_response=True)")
     print(f"{'command':<8}{'conc':>5}{'median/default':>16}{'p99/default':>13}"
-          f"{'median/pbr':>12}{'p99/pbr':>9}")
+          f"{'median/pbr':>12}{'p99/pbr':>9}{'refused':>9}")
     for c in args.concurrency:
         for command in args.commands:
             fb = results["firebreak", command, c]
             d, p = results["floor-default", "open", c], results["floor-pbr", "open", c]
             print(f"{command:<8}{c:>5}{fb['median'] / d['median']:>16.2f}{fb['p99'] / d['p99']:>13.2f}"
-                  f"{fb['median'] / p['median']:>12.2f}{fb['p99'] / p['p99']:>9.2f}")
+                  f"{fb['median'] / p['median']:>12.2f}{fb['p99'] / p['p99']:>9.2f}"
+                  f"{fb['refused'] / max(fb['n'], 1):>9.0%}")
     failed = sum(s["failures"] for s in results.values())
     worst = max(s["max"] for s in results.values())
     refused = sum(s["refused"] for s in results.values())
