@@ -49,6 +49,7 @@ REPORTER = "U024BE7LH"  # ava, first in the sample rotation
 GENERAL = "C0GENERAL"
 ANNOUNCE = "C0ANNOUNCE"
 ERROR_LINE = re.compile(r"\bERROR\b|Traceback")
+INCIDENT_CHANNEL = re.compile(r"^inc-(\d+)(?:-|$)")  # the channel of INC-<n>: inc-<n>-<title words>
 RECORD_START = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d")
 PYTHON = sys.executable
 
@@ -101,6 +102,14 @@ class LoadResult:
 
 def fmt_ms(value: float) -> str:
     return f"{value:8.2f}"
+
+
+def latency_line(label: str, values: list[float], expected: int) -> str:
+    """``label  median … p99 … max … (n/expected)`` for a list of delays in ms."""
+    if not values:
+        return f"  {label:<22} none of {expected} arrived"
+    return (f"  {label:<22} median {fmt_ms(percentile(values, 0.5))} ms   p99 {fmt_ms(percentile(values, 0.99))} ms"
+            f"   max {fmt_ms(max(values))} ms   ({len(values)}/{expected})")
 
 
 # -- processes ------------------------------------------------------------------------------
@@ -485,6 +494,29 @@ def timed_pagerduty() -> Any:
             return await super()._enqueue(request)
 
     return TimedPagerDuty(routing_keys={PD_ROUTING_KEY})
+
+
+def first_page_arrivals(pd: Any) -> dict[int, float]:
+    """Incident number -> ``perf_counter`` when its first PagerDuty request arrived
+    (the ``dedup_key`` is ``firebreak-INC-<n>``)."""
+    found: dict[int, float] = {}
+    for t, event in pd.arrivals:
+        key = str(event.get("dedup_key", ""))
+        if key.startswith("firebreak-INC-"):
+            found.setdefault(int(key.rsplit("-", 1)[1]), t)
+    return found
+
+
+async def incidents_by_request(database_url: str, title: re.Pattern[str]) -> dict[int, int]:
+    """Incident number -> index of the bench request that opened it, read from the
+    title (``title`` has one group: the index)."""
+    rows = await fetch_rows(database_url, "SELECT number, title FROM incidents")
+    return {number: int(m.group(1)) for number, text in rows if (m := title.search(text))}
+
+
+def delays_ms(arrivals: dict[int, float], opened_by: dict[int, int], sent: list[Any]) -> list[float]:
+    """For each incident with an arrival: arrival - the time its request was sent, in ms."""
+    return [(arrivals[n] - sent[i].started) * 1000 for n, i in opened_by.items() if n in arrivals]
 
 
 async def fake_slack_stats(http: Any, fake_slack_url: str) -> dict[str, Any]:

@@ -29,14 +29,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import (  # noqa: E402
+    INCIDENT_CHANNEL,
     GENERAL,
     REPORTER,
     client_session,
-    fetch_rows,
-    fmt_ms,
+    delays_ms,
+    first_page_arrivals,
+    latency_line,
     fresh_database,
+    incidents_by_request,
     open_loop,
-    percentile,
     post,
     signed_command,
     start_firebreak,
@@ -47,7 +49,6 @@ from bench.harness import (  # noqa: E402
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 TITLE = re.compile(r"bench outage (\d+)$")
-CHANNEL = re.compile(r"^inc-(\d+)(?:-|$)")
 
 
 def cpu_seconds() -> float:
@@ -55,20 +56,10 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def first_pages(pd) -> dict[int, float]:
-    """Incident number -> arrival of its first PagerDuty request."""
-    found: dict[int, float] = {}
-    for t, event in pd.arrivals:
-        key = str(event.get("dedup_key", ""))
-        if key.startswith("firebreak-INC-"):
-            found.setdefault(int(key.rsplit("-", 1)[1]), t)
-    return found
-
-
 def card_posts(emu) -> dict[int, float]:
     """Incident number -> arrival of the chat.postMessage of its card (the message the bot pinned)."""
     channels = {c.id: int(m.group(1)) for c in emu.workspace.channels.values()
-                if (m := CHANNEL.match(c.name))}
+                if (m := INCIDENT_CHANNEL.match(c.name))}
     pinned = {(params.get("channel"), params.get("timestamp"))
               for _, method, params, answer in emu.arrivals if method == "pins.add" and answer.get("ok")}
     found: dict[int, float] = {}
@@ -100,38 +91,19 @@ async def run_database(server_url: str | None, args: argparse.Namespace, scratch
                 cpu0, wall0 = cpu_seconds(), time.perf_counter()
                 sent = await open_loop(args.incidents, args.incidents / args.rate, fire)
                 load_cpu = (cpu_seconds() - cpu0) / (time.perf_counter() - wall0)
-                await wait_until(lambda: len(first_pages(pd)) >= args.incidents
+                await wait_until(lambda: len(first_page_arrivals(pd)) >= args.incidents
                                  and len(card_posts(emu)) >= args.incidents, timeout=120, poll=0.5)
-            titles = await incident_titles(url)
+            titles = await incidents_by_request(url, TITLE)
             server.stop()
-        pages, cards = first_pages(pd), card_posts(emu)
-        to_page, to_card = [], []
-        for number, i in titles.items():
-            if number in pages:
-                to_page.append((pages[number] - sent[i].started) * 1000)
-            if number in cards:
-                to_card.append((cards[number] - sent[i].started) * 1000)
         return {"acks": [s.latency_ms for s in sent], "non200": sum(s.status != 200 for s in sent),
-                "to_page": to_page, "to_card": to_card, "incidents": len(titles),
+                "to_page": delays_ms(first_page_arrivals(pd), titles, sent),
+                "to_card": delays_ms(card_posts(emu), titles, sent), "incidents": len(titles),
                 "load_cpu": load_cpu, "errors": server.error_lines()}
     finally:
         if server is not None:
             server.stop()
         await pd.stop()
         await emu.stop()
-
-
-async def incident_titles(url: str) -> dict[int, int]:
-    """Incident number -> index of the bench request that opened it."""
-    rows = await fetch_rows(url, "SELECT number, title FROM incidents")
-    return {number: int(m.group(1)) for number, title in rows if (m := TITLE.search(title))}
-
-
-def line(label: str, values: list[float], expected: int) -> str:
-    if not values:
-        return f"  {label:<22} none of {expected} arrived"
-    return (f"  {label:<22} median {fmt_ms(percentile(values, 0.5))} ms   p99 {fmt_ms(percentile(values, 0.99))} ms"
-            f"   max {fmt_ms(max(values))} ms   ({len(values)}/{expected})")
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -144,9 +116,9 @@ async def main(args: argparse.Namespace) -> int:
             r = await run_database(server_url, args, scratch)
             print(f"{name}: {args.incidents} × /incident open P0 service:api at {args.rate:g}/s "
                   f"(bench process CPU during the load: {r['load_cpu'] * 100:.0f}% of a core)")
-            print(line("open -> first page", r["to_page"], args.incidents))
-            print(line("open -> card posted", r["to_card"], args.incidents))
-            print(line("ack", r["acks"], args.incidents))
+            print(latency_line("open -> first page", r["to_page"], args.incidents))
+            print(latency_line("open -> card posted", r["to_card"], args.incidents))
+            print(latency_line("ack", r["acks"], args.incidents))
             print(f"  incidents in the database: {r['incidents']}; non-200 acks: {r['non200']}; "
                   f"ERROR/Traceback lines in the bot's log: {len(r['errors'])}", flush=True)
             for bad in r["errors"][:5]:

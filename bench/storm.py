@@ -34,14 +34,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import (  # noqa: E402
+    INCIDENT_CHANNEL,
     CommandFields,
     Process,
     Sample,
     as_retry,
     client_session,
     count_rows,
+    delays_ms,
     fake_slack_stats,
+    first_page_arrivals,
     fresh_database,
+    incidents_by_request,
+    latency_line,
     open_loop,
     post,
     signed_command,
@@ -53,7 +58,7 @@ from bench.harness import (  # noqa: E402
 )
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-CHANNEL = re.compile(r"^inc-(\d+)(?:-|$)")
+TITLE = re.compile(r"storm incident (\d+)$")
 SLACK_DEADLINE_MS = 3000
 
 
@@ -68,7 +73,9 @@ class RoundRobin:
         return url
 
 
-async def send_storm(servers: list[Process], fields: CommandFields, http, args: argparse.Namespace) -> list[Sample]:
+async def send_storm(servers: list[Process], fields: CommandFields, http,
+                     args: argparse.Namespace) -> list[list[Sample]]:
+    """The deliveries of each open (the first, then its retry if any), by request index."""
     rng = random.Random(args.seed)
     retried = rng.sample(range(args.incidents), round(args.incidents * args.retry_fraction))
     in_flight, after = set(retried[: len(retried) // 2]), set(retried[len(retried) // 2:])
@@ -86,12 +93,11 @@ async def send_storm(servers: list[Process], fields: CommandFields, http, args: 
             return [done, await post(http, deal.url(), as_retry(request))]
         return [await first]
 
-    sent = await open_loop(args.incidents, args.seconds, fire)
-    return [sample for samples in sent for sample in samples]
+    return await open_loop(args.incidents, args.seconds, fire)
 
 
 def count_outcomes(stats: dict, pd) -> dict[str, int]:
-    numbers = [int(m.group(1)) for name in stats["channels"] if (m := CHANNEL.match(name))]
+    numbers = [int(m.group(1)) for name in stats["channels"] if (m := INCIDENT_CHANNEL.match(name))]
     triggers = [event.get("dedup_key") for _, event in pd.arrivals if event.get("event_action") == "trigger"]
     creates = stats["calls"].get("conversations.create", {})
     return {"channels": len(numbers), "distinct channel incidents": len(set(numbers)),
@@ -114,7 +120,8 @@ async def run_part(name: str, replicas: int, server_url: str | None, args: argpa
                                                      name=f"firebreak{n + 1}"))
             fields = CommandFields(http, slack.base_url, batch=args.incidents + 10)
             await fields.prime()
-            samples = await send_storm(servers, fields, http, args)
+            deliveries = await send_storm(servers, fields, http, args)
+            samples = [sample for per_open in deliveries for sample in per_open]
             await fields.close()
 
             async def settled() -> bool:
@@ -127,6 +134,8 @@ async def run_part(name: str, replicas: int, server_url: str | None, args: argpa
             settle_s = time.monotonic() - sent_at
             await asyncio.sleep(2)  # anything extra (a duplicate) would arrive now
             incidents = await count_rows(url, "SELECT count(*) FROM incidents")
+            to_page = delays_ms(first_page_arrivals(pd), await incidents_by_request(url, TITLE),
+                                [per_open[0] for per_open in deliveries])
             seen = count_outcomes(await fake_slack_stats(http, slack.base_url), pd)
             for server in servers:
                 server.stop()
@@ -161,6 +170,7 @@ async def run_part(name: str, replicas: int, server_url: str | None, args: argpa
           f"all work done {settle_s:.1f} s after the last answer")
     for text, ok in checks:
         print(f"  [{'ok' if ok else 'FAIL'}] {text}")
+    print(latency_line("open -> first page", to_page, n))
     for line in errors[:20]:
         print(f"    {line}")
     for sample in non200[:5]:
