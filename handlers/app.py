@@ -17,7 +17,7 @@ import handlers
 from bot.config import Settings
 from bot.runtime import Runtime, build_runtime
 from bot.web.app import RUNTIME, create_app
-from handlers.common import dig
+from handlers.common import dig, slack_id
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ async def slack_events(request: web.Request) -> web.Response:
     except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
         log.warning("refused a signed request Bolt cannot read: %s", type(exc).__name__)
         return _refuse(400, "malformed request")
-    if not isinstance(bolt_request.body, dict) or not _well_shaped(bolt_request.body):
+    if not _well_shaped(bolt_request):
         log.warning("refused a signed request that is not shaped like Slack's")
         return _refuse(400, "malformed request")
     return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
@@ -101,8 +101,15 @@ _SHAPES = {"event": dict, "view": dict, "actions": list, "user": (dict, str), "t
            "authorizations": list, "type": str, "command": str, "callback_id": str}
 
 
-def _well_shaped(body: dict) -> bool:
+def _well_shaped(request: AsyncBoltRequest) -> bool:
     """Bolt indexes into these without checking; Slack always sends them so."""
+    body = request.body
+    if not isinstance(body, dict):
+        return False
+    for key in ("team_id", "enterprise_id"):  # Bolt's client adds them to every Web API call
+        value = request.context.get(key)
+        if value is not None and slack_id(value) is None:
+            return False
     if not all(body.get(key) is None or isinstance(body[key], kind) for key, kind in _SHAPES.items()):
         return False
     for key in ("event", "view"):  # routed on their "type"

@@ -95,6 +95,16 @@ def slack_id(value: Any) -> str | None:
     return value if isinstance(value, str) and SLACK_ID.fullmatch(value) else None
 
 
+def slack_error(exc: SlackApiError) -> str:
+    """Slack's error code (``channel_not_found``), or what came back instead of Slack's JSON
+    (``exc.response.get`` raises when the answer was text, e.g. from a proxy)."""
+    data = getattr(exc.response, "data", None)
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    status = getattr(exc.response, "status_code", None) or getattr(exc.response, "status", None)
+    return f"HTTP {status}" if status else type(exc).__name__
+
+
 def slack_ts(value: Any) -> str | None:
     return value if isinstance(value, str) and SLACK_TS.fullmatch(value) else None
 
@@ -196,9 +206,9 @@ async def guarded(action: Callable[[], Awaitable[Reply]]) -> Reply:
         log.warning("malformed request: %s", exc)
         return ephemeral(MALFORMED.format(problem=exc))
     except SlackApiError as exc:
-        error = exc.response.get("error") if exc.response is not None else None
-        log.warning("Slack refused a call: %s", error or type(exc).__name__)
-        return ephemeral(f":warning: Slack refused a call Firebreak made (`{error or 'no answer'}`). "
+        error = slack_error(exc)
+        log.warning("Slack refused a call: %s", error)
+        return ephemeral(f":warning: Slack refused a call Firebreak made (`{error}`). "
                          "What was recorded before it stays recorded; try again, or check "
                          "Firebreak's logs.")
     except (OperationalError, DBAPIError, ConnectionError, OSError) as exc:

@@ -22,7 +22,7 @@ from bot.pagers.slack_blocks import (
 from bot.runtime import Runtime
 from bot.slack.ids import ActionId
 from handlers.common import (
-    MAX_NUMBER, Reply, ack_then_reply, clicked, dig, ephemeral, once, slack_ts, text_field,
+    MAX_NUMBER, Reply, ack_then_reply, clicked, dig, ephemeral, once, slack_error, slack_ts, text_field,
 )
 
 log = logging.getLogger("firebreak.handlers")
@@ -60,7 +60,7 @@ async def acknowledge_from_page(rt: Runtime, body: dict[str, Any], client: Any) 
                                      blocks=build_page_acknowledged_blocks(request, by))
         except SlackApiError as exc:  # the acknowledgement stands; only the page's look is stale
             log.warning("could not update the page %s in %s: %s", ts, channel,
-                        exc.response.get("error") if exc.response is not None else exc)
+                        slack_error(exc))
             page = None
         if page is not None:
             async with transaction(rt.sessions) as session:

@@ -12,7 +12,7 @@ from bot.runtime import Runtime
 from handlers.discovery import register_submodules
 from bot.slack import blocks
 from handlers.commands.incident import handle_incident
-from handlers.common import ack_then, command_problem, ephemeral
+from handlers.common import ack_then, command_problem, ephemeral, slack_error
 
 log = logging.getLogger("firebreak.handlers")
 
@@ -34,9 +34,9 @@ async def open_form(rt: Runtime, client, respond: AsyncRespond, body: dict) -> N
             view=blocks.open_incident_modal(sorted(rt.playbooks.services),
                                             channel_id=body.get("channel_id")))
     except SlackApiError as exc:
-        error = exc.response.get("error") if exc.response is not None else None
+        error = slack_error(exc)
         log.warning("views.open refused: %s", error)
-        await respond(**ephemeral(NO_FORM.format(why=f" (`{error}`)" if error else "")))
+        await respond(**ephemeral(NO_FORM.format(why=f" (`{error}`)")))
 
 
 def register(app: AsyncApp, rt: Runtime) -> None:

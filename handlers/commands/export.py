@@ -18,7 +18,7 @@ from bot.incidents import service as incidents
 from bot.incidents.commands import Command
 from bot.runtime import Runtime
 from handlers.commands.incident import EXTRA_SUBCOMMANDS
-from handlers.common import Reply, ephemeral, once
+from handlers.common import Reply, ephemeral, once, slack_error
 
 TITLES = {"md": "Markdown", "json": "JSON", "html": "HTML"}
 
@@ -46,7 +46,7 @@ async def _in_channel(rt: Runtime, channel: str, call):
     try:
         return await call()
     except SlackApiError as exc:
-        if exc.response.get("error") != "not_in_channel":
+        if slack_error(exc) != "not_in_channel":
             raise
         await rt.slack.conversations_join(channel=channel)
         return await call()

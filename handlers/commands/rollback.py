@@ -18,7 +18,7 @@ from bot.rollback import service as rollbacks
 from bot.rollback.commands import RollbackCommand, help_text, parse_rollback_command
 from bot.rollback.install import flow_of
 from bot.runtime import Runtime
-from handlers.common import Reply, ack_then, command_problem, ephemeral, guarded, once
+from handlers.common import Reply, ack_then, command_problem, ephemeral, guarded, once, slack_error
 
 LIST_TIMEOUT = 8.0  # seconds for one provider's answer in /rollback list
 
@@ -73,7 +73,7 @@ async def start_rollback(rt: Runtime, command: RollbackCommand, body: dict[str, 
     try:
         posted = await _post(rt, target_channel, payload)
     except SlackApiError as exc:
-        error = exc.response.get("error") if exc.response is not None else str(exc)
+        error = slack_error(exc)
         async with transaction(rt.sessions) as session:
             stored = await rollbacks.get_rollback(session=session, rollback_id=rollback.id, for_update=True)
             await rollbacks.preview_failed(session=session, rollback=stored, now=rt.clock.now(), error=str(error))
@@ -97,7 +97,7 @@ async def _post(rt: Runtime, channel: str, payload: dict[str, Any]) -> dict[str,
     try:
         return (await rt.slack.chat_postMessage(channel=channel, **payload)).data
     except SlackApiError as exc:
-        if exc.response.get("error") != "not_in_channel":
+        if slack_error(exc) != "not_in_channel":
             raise
         await rt.slack.conversations_join(channel=channel)
         return (await rt.slack.chat_postMessage(channel=channel, **payload)).data

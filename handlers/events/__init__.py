@@ -12,7 +12,7 @@ from bot.db.engine import transaction
 from bot.incidents import service as incidents
 from bot.runtime import Runtime
 from bot.incidents.commands import without_nul
-from handlers.common import dig, slack_id, slack_ts, text_field, work_on_event
+from handlers.common import dig, slack_error, slack_id, slack_ts, text_field, work_on_event
 from handlers.discovery import register_submodules
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,7 @@ async def on_pushpin(rt: Runtime, event: dict[str, Any], client, context) -> Non
     try:
         message = await _fetch_message(client, channel, ts)
     except SlackApiError as exc:  # a channel Firebreak cannot read: nothing to add
-        log.info("could not read the :pushpin:-ed message %s in %s: %s", ts, channel,
-                 exc.response.get("error") if exc.response is not None else exc)
+        log.info("could not read the :pushpin:-ed message %s in %s: %s", ts, channel, slack_error(exc))
         return
     if message:
         await add_pinned(rt, channel=channel, message=message,

@@ -14,7 +14,7 @@ from bot.runtime import Runtime
 from handlers.discovery import register_submodules
 from bot.slack.ids import BlockId, CallbackId
 from handlers.commands.incident import open_from_command
-from handlers.common import dig, guarded, slack_id, text_field
+from handlers.common import dig, guarded, slack_error, slack_id, text_field
 
 log = logging.getLogger("firebreak.handlers")
 SEVERITIES = {severity.value for severity in Severity}
@@ -74,11 +74,9 @@ async def tell(client, user: str, text: str, *, origin: str | None) -> None:
             await client.chat_postEphemeral(channel=origin, user=user, text=text)
             return
         except SlackApiError as exc:
-            log.info("no ephemeral reply in %s (%s); sending a DM", origin,
-                     exc.response.get("error") if exc.response is not None else exc)
+            log.info("no ephemeral reply in %s (%s); sending a DM", origin, slack_error(exc))
     try:
         opened = await client.conversations_open(users=user)
         await client.chat_postMessage(channel=opened["channel"]["id"], text=text)
     except SlackApiError as exc:
-        log.warning("could not tell %s about their form: %s", user,
-                    exc.response.get("error") if exc.response is not None else exc)
+        log.warning("could not tell %s about their form: %s", user, slack_error(exc))

@@ -146,6 +146,11 @@ BAD_BODIES = {  # (body, content type) -> expected status, all correctly signed
     "no actions at all": (_payload(json.dumps({"type": "block_actions", "actions": [],
                                                "user": {"id": REPORTER}})), FORM, 400),
     "a view that is null": (_payload(json.dumps({"type": "view_submission", "view": None})), FORM, 400),
+    "a workspace id that is not an id": (_payload(json.dumps({  # it would go into every Web API call
+        "type": "view_submission", "team": "T" * 20_000, "user": {"id": REPORTER},
+        "view": {"id": "V1", "type": "modal", "callback_id": CallbackId.OPEN_INCIDENT_MODAL.value}})), FORM, 400),
+    "an organization id that is not an id": (event_body({"type": "pin_added"}, event_id="EvORG").replace(
+        '{"team_id"', '{"enterprise_id": "E0<script>", "team_id"', 1).encode(), "application/json", 400),
     "empty body": (b"", FORM, 404),
     "unknown action id": (_payload(json.dumps({
         "type": "block_actions", "user": {"id": REPORTER}, "team": {"id": "T0FIREBRK"},

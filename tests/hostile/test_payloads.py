@@ -23,7 +23,7 @@ from tests.hostile.test_parsers import command_text, rollback_text
 from tests.support.bed import GENERAL, REPORTER
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-FUZZ = settings(max_examples=300, deadline=None, derandomize=False,
+FUZZ = settings(max_examples=300, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                        HealthCheck.data_too_large])
 MISSING = object()
