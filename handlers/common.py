@@ -17,6 +17,7 @@ from bot.incidents.commands import UsageError
 from bot.incidents.service import IncidentError
 from bot.jobs import service as jobs
 from bot.runtime import Runtime
+from bot.slack.client import slack_error  # noqa: F401 - the listeners' import point
 
 log = logging.getLogger("firebreak.handlers")
 
@@ -93,16 +94,6 @@ SLACK_ID = re.compile(r"[A-Z0-9]{1,40}")  # U…, W…, C…, D…, G…, S…
 
 def slack_id(value: Any) -> str | None:
     return value if isinstance(value, str) and SLACK_ID.fullmatch(value) else None
-
-
-def slack_error(exc: SlackApiError) -> str:
-    """Slack's error code (``channel_not_found``), or what came back instead of Slack's JSON
-    (``exc.response.get`` raises when the answer was text, e.g. from a proxy)."""
-    data = getattr(exc.response, "data", None)
-    if isinstance(data, dict) and data.get("error"):
-        return str(data["error"])
-    status = getattr(exc.response, "status_code", None) or getattr(exc.response, "status", None)
-    return f"HTTP {status}" if status else type(exc).__name__
 
 
 def slack_ts(value: Any) -> str | None:

@@ -68,6 +68,7 @@ from bot.playbooks.loader import Playbooks
 from bot.playbooks.models import Severity
 from bot.playbooks.oncall import on_call
 from bot.playbooks.targets import OnCallRole, Target, TargetKind
+from bot.slack.client import slack_error
 
 log = logging.getLogger(__name__)
 
@@ -448,7 +449,7 @@ class EscalationEngine:
                 text=page_fallback_text(request),
                 blocks=build_page_acknowledged_blocks(request, acknowledged_by))
         except SlackApiError as exc:
-            log.warning("could not update page %s in Slack: %s", page.id, exc.response.get("error"))
+            log.warning("could not update page %s in Slack: %s", page.id, slack_error(exc))
         async with transaction(self.sessions) as session:
             await service.mark_slack_page_closed(session=session, page_id=page.id, now=self.clock.now())
 
@@ -465,7 +466,7 @@ class EscalationEngine:
         try:
             await self.slack.chat_postMessage(channel=incident.channel_id, text=job.payload["text"])
         except SlackApiError as exc:
-            if exc.response.get("error") != "not_in_channel":
+            if slack_error(exc) != "not_in_channel":
                 raise
             await self.slack.conversations_join(channel=incident.channel_id)
             await self.slack.chat_postMessage(channel=incident.channel_id, text=job.payload["text"])

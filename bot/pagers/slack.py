@@ -35,6 +35,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.pagers.base import PagerError, PageRequest, PageResult, PersonDelivery, split_target
 from bot.pagers.slack_blocks import build_page_blocks, page_fallback_text
 from bot.retry_after import parse_retry_after
+from bot.slack.client import slack_error
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def _retry_after(exc: SlackApiError) -> float | None:
     return parse_retry_after(value)
 
 
-def slack_error(exc: Exception, target: str, doing: str) -> PagerError:
+def pager_error(exc: Exception, target: str, doing: str) -> PagerError:
     """Turn a Slack client failure into a PagerError, transient (to be tried later) or final."""
     if isinstance(exc, SlackApiError):
         data = getattr(exc.response, "data", None)
@@ -151,7 +152,7 @@ class _SlackPoster:
             try:
                 response = await self._history(channel, cursor)
             except SlackApiError as exc:
-                if not join or exc.response.get("error") != "not_in_channel":
+                if not join or slack_error(exc) != "not_in_channel":
                     raise
                 join = False
                 try:
@@ -179,7 +180,7 @@ class _SlackPoster:
             try:
                 ts = await self.find_page(channel, request.page_key, join=join)
             except _CLIENT_ERRORS as exc:
-                error = slack_error(exc, target, "conversations.history")
+                error = pager_error(exc, target, "conversations.history")
                 if error.transient:
                     raise error from None
                 # We cannot tell (e.g. a missing history scope): a page sent twice beats no page.
@@ -200,7 +201,7 @@ class _SlackPoster:
                 channel = self._dm_channels.setdefault(user_id, str(opened["channel"]["id"]))
             return await self._deliver(channel, request, target, with_button=True)
         except _CLIENT_ERRORS as exc:
-            raise slack_error(exc, target, "direct message") from None
+            raise pager_error(exc, target, "direct message") from None
 
     async def acknowledge(self, target: str, request: PageRequest) -> None:
         """Slack messages cannot be acknowledged: nothing to mirror."""
@@ -247,7 +248,7 @@ class SlackGroupPager(_SlackPoster):
         try:
             response = await self._members_client.usergroups_users_list(usergroup=group_id)
         except (SlackApiError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise slack_error(exc, target, "usergroups.users.list") from None
+            raise pager_error(exc, target, "usergroups.users.list") from None
         users: list[Any] = list(response.get("users") or [])
         return list(dict.fromkeys(str(u) for u in users))  # unique, in Slack's order
 
@@ -299,6 +300,6 @@ class SlackChannelPager(_SlackPoster):
             channel, ts, found = await self._deliver(channel_id, request, target, with_button=self._with_button,
                                                      join=True)
         except _CLIENT_ERRORS as exc:
-            raise slack_error(exc, target, "chat.postMessage") from None
+            raise pager_error(exc, target, "chat.postMessage") from None
         detail = f"posted in <#{channel_id}>" + (" (by an earlier try)" if found else "")
         return PageResult(target, True, detail, {"channel": channel, "ts": ts})

@@ -48,6 +48,7 @@ from bot.providers.http import RetryPolicy
 from bot.rollback import blocks
 from bot.rollback import service as rollbacks
 from bot.rollback.models import Rollback, RollbackStatus
+from bot.slack.client import slack_error
 
 log = logging.getLogger(__name__)
 
@@ -474,7 +475,7 @@ class RollbackFlow:
         try:
             await self.slack.chat_postMessage(channel=channel, text=text)
         except SlackApiError as exc:
-            log.warning("could not post a rollback outcome in %s: %s", channel, exc.response.get("error"))
+            log.warning("could not post a rollback outcome in %s: %s", channel, slack_error(exc))
 
     async def preview_payload(self, rollback_id: int) -> dict[str, Any]:
         """``text`` and ``blocks`` of the preview as it should look now."""

@@ -7,6 +7,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.playbooks.models import ServicePlaybook
+from bot.slack.client import slack_error
 
 
 class OwnersUnavailable(Exception):
@@ -19,7 +20,7 @@ async def owner_ids(client: AsyncWebClient, playbook: ServicePlaybook) -> frozen
         try:
             response = await client.usergroups_users_list(usergroup=group)
         except SlackApiError as exc:
-            error = exc.response.get("error") if exc.response is not None else str(exc)
+            error = slack_error(exc)
             raise OwnersUnavailable(f"Slack did not list the members of the owner group {group} ({error})") from None
         users.update(str(u) for u in response.get("users") or [])
     return frozenset(users)

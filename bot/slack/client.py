@@ -7,6 +7,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
@@ -29,3 +30,13 @@ def make_slack_client(settings: Settings, *, timeout: int = 15) -> AsyncWebClien
             AsyncServerErrorRetryHandler(max_retry_count=2),
         ],
     )
+
+
+def slack_error(exc: SlackApiError) -> str:
+    """Slack's error code (``channel_not_found``), or what came back instead of Slack's JSON
+    (``exc.response.get`` raises when the answer was text, e.g. from a proxy)."""
+    data = getattr(exc.response, "data", None)
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    status = getattr(exc.response, "status_code", None) or getattr(exc.response, "status", None)
+    return f"HTTP {status}" if status else type(exc).__name__

@@ -48,6 +48,7 @@ from bot.jobs import service as jobs
 from bot.jobs.models import Job
 from bot.slack import blocks
 from bot.slack.channel_names import incident_channel_name
+from bot.slack.client import slack_error
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +99,6 @@ class SlackStepFailed(Exception):
         super().__init__(f"{step}: {error}")
         self.step = step
         self.error = error
-
-
-def _error_code(exc: SlackApiError) -> str:
-    try:
-        return str(exc.response.get("error") or exc)
-    except Exception:  # noqa: BLE001
-        return str(exc)
 
 
 def _metadata(event_type: str, incident: Incident) -> dict[str, Any]:
@@ -180,7 +174,7 @@ class SlackEffects:
         try:
             return (await self.client.chat_postMessage(channel=channel, **kwargs)).data
         except SlackApiError as exc:
-            if _error_code(exc) != "not_in_channel":
+            if slack_error(exc) != "not_in_channel":
                 raise
             await self.client.conversations_join(channel=channel)
             return (await self.client.chat_postMessage(channel=channel, **kwargs)).data
@@ -205,8 +199,8 @@ class SlackEffects:
             try:
                 await client.conversations_invite(channel=incident.channel_id, users=incident.reporter_id)
             except SlackApiError as exc:
-                if _error_code(exc) not in ("already_in_channel", "cant_invite_self"):
-                    raise SlackStepFailed("inviting the reporter", _error_code(exc)) from exc
+                if slack_error(exc) not in ("already_in_channel", "cant_invite_self"):
+                    raise SlackStepFailed("inviting the reporter", slack_error(exc)) from exc
             incident = await self._save(incident.id, reporter_invited=True)
         if not incident.card_ts:
             card_ts = await self._find_posted(incident.channel_id, CARD_METADATA, incident) if retry else None
@@ -217,22 +211,22 @@ class SlackEffects:
                         blocks=await self.card_blocks(incident),
                         metadata=_metadata(CARD_METADATA, incident))
                 except SlackApiError as exc:
-                    raise SlackStepFailed("posting the incident card", _error_code(exc)) from exc
+                    raise SlackStepFailed("posting the incident card", slack_error(exc)) from exc
                 card_ts = posted["ts"]
             incident = await self._save(incident.id, card_ts=card_ts)
         if not incident.card_pinned:
             try:
                 await client.pins_add(channel=incident.channel_id, timestamp=incident.card_ts)
             except SlackApiError as exc:
-                if _error_code(exc) != "already_pinned":
-                    raise SlackStepFailed("pinning the card", _error_code(exc)) from exc
+                if slack_error(exc) != "already_pinned":
+                    raise SlackStepFailed("pinning the card", slack_error(exc)) from exc
             incident = await self._save(incident.id, card_pinned=True)
         if not incident.topic_set:
             try:
                 await client.conversations_setTopic(channel=incident.channel_id,
                                                     topic=blocks.channel_topic(incident))
             except SlackApiError as exc:
-                raise SlackStepFailed("setting the topic", _error_code(exc)) from exc
+                raise SlackStepFailed("setting the topic", slack_error(exc)) from exc
             incident = await self._save(incident.id, topic_set=True)
         if not incident.runbook_bookmarked:
             runbook = self.runbook_for(incident.service)
@@ -241,7 +235,7 @@ class SlackEffects:
                     await client.bookmarks_add(channel_id=incident.channel_id, title="Runbook",
                                                type="link", link=runbook)
                 except SlackApiError as exc:
-                    raise SlackStepFailed("bookmarking the runbook", _error_code(exc)) from exc
+                    raise SlackStepFailed("bookmarking the runbook", slack_error(exc)) from exc
             incident = await self._save(incident.id, runbook_bookmarked=True)
         if not incident.announced:
             announce = self.settings.announce_channel
@@ -254,7 +248,7 @@ class SlackEffects:
                                      blocks=blocks.announcement(incident),
                                      metadata=_metadata(ANNOUNCEMENT_METADATA, incident))
                 except SlackApiError as exc:
-                    raise SlackStepFailed("announcing the incident", _error_code(exc)) from exc
+                    raise SlackStepFailed("announcing the incident", slack_error(exc)) from exc
             incident = await self._save(incident.id, announced=True)
         return incident
 
@@ -275,7 +269,7 @@ class SlackEffects:
                 try:
                     created = await self._create_client.conversations_create(name=name)
                 except SlackApiError as exc:
-                    code = _error_code(exc)
+                    code = slack_error(exc)
                     if code == "name_taken":
                         break
                     if exc.response.status_code < 500 or send == CREATE_SENDS:
@@ -328,7 +322,7 @@ class SlackEffects:
             try:
                 self._bot_user_id = (await self.client.auth_test()).get("user_id")
             except SlackApiError as exc:
-                log.warning("auth.test failed: %s", _error_code(exc))
+                log.warning("auth.test failed: %s", slack_error(exc))
         return self._bot_user_id
 
     async def _channel_from_lost_answer(self, incident: Incident, name: str, *,
@@ -368,7 +362,7 @@ class SlackEffects:
                 if not cursor:
                     return None
         except SlackApiError as exc:
-            log.warning("could not list channels to find #%s: %s", name, _error_code(exc))
+            log.warning("could not list channels to find #%s: %s", name, slack_error(exc))
         return None
 
     async def _find_posted(self, channel: str, event_type: str, incident: Incident, *,
@@ -393,14 +387,14 @@ class SlackEffects:
                         return None
                 return None
             except SlackApiError as exc:
-                if _error_code(exc) == "not_in_channel" and not joined:
+                if slack_error(exc) == "not_in_channel" and not joined:
                     try:  # a public channel posted to with chat:write.public: join to read it
                         await self.client.conversations_join(channel=channel)
                         continue
                     except SlackApiError:
                         pass
                 log.warning("could not read %s to find an earlier %s: %s", channel, event_type,
-                            _error_code(exc))
+                            slack_error(exc))
                 return None
         return None
 
@@ -408,7 +402,7 @@ class SlackEffects:
         try:
             found = await self.client.bookmarks_list(channel_id=channel)
         except SlackApiError as exc:
-            log.warning("could not list the bookmarks of %s: %s", channel, _error_code(exc))
+            log.warning("could not list the bookmarks of %s: %s", channel, slack_error(exc))
             return False
         return any(b.get("link") == link for b in found.get("bookmarks") or [])
 

@@ -22,7 +22,7 @@ from bot.pagers import build_pagers, pager_for
 from bot.pagers.base import PagerError
 from bot.pagers.opsgenie import OpsgeniePager
 from bot.pagers.pagerduty import PagerDutyPager
-from bot.pagers.slack import SlackChannelPager, SlackGroupPager, SlackUserPager, slack_error
+from bot.pagers.slack import SlackChannelPager, SlackGroupPager, SlackUserPager, pager_error
 from bot.slack.ids import ActionId
 from tests.pagers.conftest import make_request
 
@@ -165,7 +165,7 @@ async def test_connection_failure_is_transient() -> None:
 
 
 def test_unexpected_exception_is_final() -> None:
-    assert slack_error(RuntimeError("boom"), "user:U1", "x").transient is False
+    assert pager_error(RuntimeError("boom"), "user:U1", "x").transient is False
 
 
 async def test_ack_and_resolve_are_no_ops(slack: tuple[SlackStub, AsyncWebClient]) -> None:
