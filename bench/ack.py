@@ -49,6 +49,7 @@ from bench.harness import (  # noqa: E402
     fmt_ms,
     fresh_database,
     is_postgres,
+    percentile,
     post,
     signed_command,
     start_fake_slack,
@@ -155,6 +156,10 @@ async def main(args: argparse.Namespace) -> int:
             print(f"{target:<14}{command:<8}{c:>5}{s['n']:>9}{s['failures']:>8}{s['refused']:>8}"
                   f"{fmt_ms(s['median']):>10}{fmt_ms(s['p99']):>9}{fmt_ms(s['max']):>9}"
                   f"{s['throughput']:>9.0f}{done:>8}{len(bad):>8}", flush=True)
+            if s["refused"] and result.accepted:
+                kept = result.accepted
+                print(f"{'  (accepted)':<27}{len(kept):>9}{'':>16}{fmt_ms(percentile(kept, 0.5)):>10}"
+                      f"{fmt_ms(percentile(kept, 0.99)):>9}{fmt_ms(max(kept)):>9}", flush=True)
     print("\nFirebreak / floor (floor-default: Bolt defaults, ack via the 10 ms polling loop;"
           " floor-pbr: process_before_response=True)")
     print(f"{'command':<8}{'conc':>5}{'median/default':>16}{'p99/default':>13}"

@@ -81,6 +81,11 @@ class LoadResult:
         return [s.latency_ms for s in self.samples if s.status == 200]
 
     @property
+    def accepted(self) -> list[float]:
+        """Latencies of the 200 answers that took the work on (not refused)."""
+        return [s.latency_ms for s in self.samples if s.status == 200 and b"overloaded" not in s.body]
+
+    @property
     def failures(self) -> int:
         return sum(1 for s in self.samples if s.status != 200)
 
