@@ -22,9 +22,10 @@ at the text): ``floor-default`` is Bolt's default (``process_before_response=Fal
 ack is returned after Bolt's 10 ms polling loop sees it), ``floor-pbr`` has
 ``process_before_response=True`` (the listener runs to completion, then the response goes).
 
-Full run: 12 phases (6 Firebreak, 6 floor) x duration + about 3 s of start-up each:
-about 6.6 minutes at the default 30 s. ``--bot-src DIR`` runs the bot from another
-checkout (e.g. ``git archive <rev> | tar -x -C DIR``) for before/after figures.
+Full run: 12 phases (6 Firebreak, 6 floor) x duration + about 9 s of start-up, warm-up and
+shut-down each: under 8 minutes at the default 30 s (measured: 469 s). ``--bot-src DIR``
+runs the bot from another checkout (e.g. ``git archive <rev> | tar -x -C DIR``) for
+before/after figures.
 """
 
 from __future__ import annotations
