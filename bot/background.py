@@ -27,6 +27,7 @@ class BackgroundWork:
         self.queue_limit = queue_limit
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task] = set()
+        self._started: set[asyncio.Task] = set()
         self._closing = False
         self.completed = 0
         self.failed = 0
@@ -47,25 +48,41 @@ class BackgroundWork:
         return task
 
     async def _run(self, work: Work, name: str) -> None:
-        async with self._slots:
-            try:
-                await work()
-            except asyncio.CancelledError:
-                log.warning("background work %s cancelled at shutdown", name)
-                raise
-            except Exception:
-                self.failed += 1
-                log.exception("background work %s failed", name)
-            else:
-                self.completed += 1
+        try:
+            await self._slots.acquire()
+        except asyncio.CancelledError:
+            log.warning("shutting down: %s was acknowledged to Slack but never worked on", name)
+            raise
+        task = asyncio.current_task()
+        self._started.add(task)
+        try:
+            await work()
+        except asyncio.CancelledError:
+            log.warning("shutting down: %s was cancelled half-way", name)
+            raise
+        except Exception:
+            self.failed += 1
+            log.exception("background work %s failed", name)
+        else:
+            self.completed += 1
+        finally:
+            self._started.discard(task)
+            self._slots.release()
 
-    async def drain(self, timeout: float = 10.0) -> None:
-        """Stop taking work, let what is running finish, cancel what is left after ``timeout``."""
+    async def drain(self, timeout: float = 10.0, *, grace: float = 2.0) -> None:
+        """Stop taking work and let what was accepted finish. After ``timeout``, drop what
+        has not started, give what is running ``grace`` more seconds, then cancel it."""
         self._closing = True
         if not self._tasks:
             return
-        done, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
-        for task in pending:
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        waiting = [task for task in pending if task not in self._started]
+        for task in waiting:
+            task.cancel()
+        running = pending - set(waiting)
+        if running:
+            _, running = await asyncio.wait(running, timeout=grace)
+        for task in running:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -59,6 +60,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         app = create_web_app(settings)
     except PlaybookError as exc:
         raise ConfigError(f"invalid playbooks: {exc}") from None
+    # Keep the long-lived start-up objects (Bolt, SQLAlchemy, playbooks) out of the cyclic
+    # collector's way: its full passes over them paused acks for 100-250 ms under load.
+    gc.collect()
+    gc.freeze()
     log.info("Firebreak listening on %s:%s (%s mode)", settings.host, settings.port,
              "Socket" if settings.socket_mode else "HTTP")
     web.run_app(app, host=settings.host, port=settings.port, print=None,

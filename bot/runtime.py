@@ -37,6 +37,7 @@ class Runtime:
     background: BackgroundWork = field(default_factory=BackgroundWork)
     http: aiohttp.ClientSession | None = None
     extras: dict[str, object] = field(default_factory=dict)
+    _own_slack_session: aiohttp.ClientSession | None = field(default=None, repr=False)
 
     def runbook_for(self, service: str | None) -> str | None:
         playbook = self.playbooks.services.get(service) if service else None
@@ -45,6 +46,11 @@ class Runtime:
     async def start(self, *, run_workers: bool | None = None) -> None:
         if self.http is None:
             self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        if self.slack.session is None:
+            # One connection pool for Slack calls instead of a new session per call.
+            self.slack.session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.slack.timeout))
+            self._own_slack_session = self.slack.session
         if self.settings.run_workers if run_workers is None else run_workers:
             self.worker.start()
 
@@ -54,6 +60,9 @@ class Runtime:
         if self.http is not None:
             await self.http.close()
             self.http = None
+        if self._own_slack_session is not None:
+            await self._own_slack_session.close()
+            self.slack.session = self._own_slack_session = None
         await self.engine.dispose()
 
 

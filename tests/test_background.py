@@ -87,3 +87,24 @@ async def test_saturated_bot_refuses_in_the_ack_and_changes_nothing(narrow_bed):
     assert titles == ["slow slack"]
     again = await bed.run_command("open P1 after the burst")
     assert "INC-2 opened" in again
+
+
+async def test_drain_drops_the_unstarted_first_and_lets_the_running_finish_within_grace(caplog):
+    runner = BackgroundWork(concurrency=1)
+    finished = []
+
+    async def slow():
+        await asyncio.sleep(0.2)
+        finished.append("slow")
+
+    async def never_started():
+        finished.append("queued")
+
+    runner.spawn(slow, name="slow one")
+    runner.spawn(never_started, name="/incident note")
+    await asyncio.sleep(0)
+    with caplog.at_level(logging.WARNING, logger="firebreak.background"):
+        await runner.drain(timeout=0.05, grace=1.0)
+    assert finished == ["slow"]  # the running piece was not cut off mid-way
+    assert "/incident note was acknowledged to Slack but never worked on" in caplog.text
+    assert runner.pending == 0

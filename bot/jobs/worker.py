@@ -156,6 +156,8 @@ class Worker:
                 # from the claim, and a job left waiting could outlive it.
                 await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
                 continue
+            # Cleared before claiming, so a wake that arrives during the claim is not lost.
+            self._wake.clear()
             try:
                 jobs = await service.claim_due(
                     sessions=self.sessions, now=self.clock.now(), worker_id=self.worker_id,
@@ -177,9 +179,10 @@ class Worker:
                 task = asyncio.create_task(self._execute(job))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
+                # A job often enqueues the next one (a page after the plan): look at once.
+                task.add_done_callback(lambda _: self.wake())
             if jobs:
                 continue
-            self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
             except TimeoutError:
