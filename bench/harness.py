@@ -286,26 +286,17 @@ async def fresh_database(server_url: str | None, workdir: str, *, bot_src: str |
         migrate(url, bot_src=bot_src, workdir=workdir)
         yield url
         return
-    import asyncpg
+    from tests.support.databases import drop_pg_database, new_pg_database
 
     admin = _admin_dsn(server_url)
-    name = f"fb_bench_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(admin, timeout=5)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
+    name = await new_pg_database("fb_bench", admin_dsn=admin)
     base = admin.rsplit("/", 1)[0]
     url = f"{base}/{name}".replace("postgresql://", "postgresql+asyncpg://", 1)
     try:
         await asyncio.to_thread(migrate, url, bot_src=bot_src, workdir=workdir)
         yield url
     finally:
-        conn = await asyncpg.connect(admin, timeout=5)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await drop_pg_database(name, admin_dsn=admin)
 
 
 async def fetch_rows(database_url: str, sql: str) -> list[tuple[Any, ...]]:

@@ -227,6 +227,16 @@ class EscalationEngine:
             await service.enqueue_channel_post(session=session, incident=incident, text=text,
                                                key=f"step:{step.step_key}", now=self.clock.now())
 
+    @staticmethod
+    async def _lock_and_gate(session, step, recipient):
+        """Lock the incident, then ask whether this recipient of ``step`` is still to be paged:
+        (incident, the reason it is not — or None, its existing page — or None)."""
+        incident = await service.lock_incident(session=session, incident_id=step.incident_id)
+        stop_reason, existing = await service.page_gate(
+            session=session, incident=incident, step_key=step.step_key,
+            recipient=recipient.recipient, generation=step.generation)
+        return incident, stop_reason, existing
+
     async def page_one(
         self, step: Step, recipient: Recipient, *, summarise_after: list[Page] | None = None
     ) -> tuple[Incident, Page] | Deferred | None:
@@ -240,10 +250,7 @@ class EscalationEngine:
         """
         # 1. The claim: committed before anything is sent, so it survives a crash mid-send.
         async with transaction(self.sessions) as session:
-            incident = await service.lock_incident(session=session, incident_id=step.incident_id)
-            stop_reason, existing = await service.page_gate(
-                session=session, incident=incident, step_key=step.step_key,
-                recipient=recipient.recipient, generation=step.generation)
+            incident, stop_reason, existing = await self._lock_and_gate(session, step, recipient)
             if stop_reason is not None:
                 return None
             if existing is None and recipient.problem is not None:  # nobody to send to
@@ -258,10 +265,7 @@ class EscalationEngine:
             attempt_id = attempt.id
         # 2. The send, under the incident's row lock, recorded in the same transaction.
         async with transaction(self.sessions) as session:
-            incident = await service.lock_incident(session=session, incident_id=step.incident_id)
-            stop_reason, existing = await service.page_gate(
-                session=session, incident=incident, step_key=step.step_key,
-                recipient=recipient.recipient, generation=step.generation)
+            incident, stop_reason, existing = await self._lock_and_gate(session, step, recipient)
             if stop_reason is not None:
                 return None
             if existing is not None:  # another worker paged this recipient meanwhile

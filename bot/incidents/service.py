@@ -6,6 +6,7 @@ an explicit ``now`` from the injected clock. None of them talks to Slack.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from bot.incidents import lifecycle
 from bot.incidents.models import (
     TEXT_MAX, TITLE_MAX, Counter, EventKind, Incident, IncidentState, Role, TimelineEvent,
 )
+from bot.db.engine import SessionMaker
 from bot.jobs import service as jobs
 from bot.playbooks.models import Severity
 
@@ -160,6 +162,19 @@ async def get_incident(
     if incident is None:
         raise IncidentNotFound(f"There is no incident INC-{number}.")
     return incident
+
+
+async def wait_for_channel(*, sessions: SessionMaker, number: int, timeout: float,
+                           poll: float = 0.05) -> Incident:
+    """The incident once its channel exists or its set-up failed, or as it is after ``timeout``
+    seconds (another worker may be setting it up)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        async with sessions() as session:
+            incident = await get_incident(session=session, number=number)
+        if incident.channel_id or incident.setup_error or asyncio.get_running_loop().time() > deadline:
+            return incident
+        await asyncio.sleep(poll)
 
 
 async def find_by_channel(*, session: AsyncSession, channel_id: str) -> Incident | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from bot.db.engine import transaction
@@ -101,15 +100,11 @@ async def open_from_command(rt: Runtime, command: Command, *, user: str,
         # worker already holds the job this returns at once and it finishes there.
         set_up_elsewhere = not await rt.worker.run_job_by_key(provision_key(incident.id))
     rt.worker.wake()
-    deadline = asyncio.get_running_loop().time() + CHANNEL_WAIT_SECONDS
-    while True:
-        async with rt.sessions() as session:
-            incident = await incidents.get_incident(session=session, number=incident.number)
-        # The reply should link the channel, also when another worker is creating it.
-        if (not set_up_elsewhere or incident.channel_id or incident.setup_error
-                or asyncio.get_running_loop().time() > deadline):
-            return ephemeral(open_reply(incident, created=result.created))
-        await asyncio.sleep(0.05)
+    # The reply links the channel, also when another worker is creating it.
+    incident = await incidents.wait_for_channel(
+        sessions=rt.sessions, number=incident.number,
+        timeout=CHANNEL_WAIT_SECONDS if set_up_elsewhere else 0)
+    return ephemeral(open_reply(incident, created=result.created))
 
 
 def open_reply(incident: Any, *, created: bool) -> str:

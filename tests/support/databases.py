@@ -21,10 +21,10 @@ def _pg_server_dsn(database: str) -> str:
     return f"{base}/{database}"
 
 
-async def new_pg_database(prefix: str = "fb_test") -> str:
+async def new_pg_database(prefix: str = "fb_test", *, admin_dsn: str = PG_ADMIN_DSN) -> str:
     """Create an empty database and return its name (raises if PostgreSQL is unreachable)."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    conn = await asyncpg.connect(admin_dsn, timeout=5)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -42,8 +42,8 @@ async def create_pg_database() -> str:
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_DSN} ({exc}); set FIREBREAK_TEST_PG")
 
 
-async def drop_pg_database(name: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+async def drop_pg_database(name: str, *, admin_dsn: str = PG_ADMIN_DSN) -> None:
+    conn = await asyncpg.connect(admin_dsn, timeout=5)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
