@@ -30,26 +30,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import aiohttp  # noqa: E402
-import asyncpg  # noqa: E402
-from pydantic import SecretStr  # noqa: E402
-from slack_sdk.web.async_client import AsyncWebClient  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+import aiohttp
+import asyncpg
+from pydantic import SecretStr
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import func, select
 
-from bot.clock import SystemClock  # noqa: E402
-from bot.db.engine import create_engine, create_sessionmaker, transaction  # noqa: E402
-from bot.db.migrate import upgrade_async  # noqa: E402
-from bot.emulator.pagerduty import PagerDutyFake  # noqa: E402
-from bot.escalation import service as escalation  # noqa: E402
-from bot.escalation.engine import ESCALATION_RETRY, EscalationEngine  # noqa: E402
-from bot.escalation.models import Page, PageOutcome  # noqa: E402
-from bot.incidents import service as incidents  # noqa: E402
-from bot.jobs.models import Job, JobState  # noqa: E402
-from bot.jobs.worker import Worker  # noqa: E402
-from bot.pagers.pagerduty import PagerDutyPager  # noqa: E402
-from bot.playbooks.loader import load_playbooks  # noqa: E402
-from bot.playbooks.models import Severity  # noqa: E402
-from tests.support.databases import PG_ADMIN_DSN, drop_pg_database, new_pg_database  # noqa: E402
+from bot.clock import SystemClock
+from bot.db.engine import create_engine, create_sessionmaker, transaction
+from bot.db.migrate import upgrade_async
+from bot.emulator.pagerduty import PagerDutyFake
+from bot.escalation import service as escalation
+from bot.escalation.engine import ESCALATION_RETRY, EscalationEngine
+from bot.escalation.models import Page, PageOutcome
+from bot.incidents import service as incidents
+from bot.jobs.models import Job, JobState
+from bot.jobs.worker import Worker
+from bot.pagers.pagerduty import PagerDutyPager
+from bot.playbooks.loader import load_playbooks
+from bot.playbooks.models import Severity
+from tests.support.databases import PG_ADMIN_DSN, drop_pg_database, new_pg_database
 
 ROUTING_KEY = "b3nchb3nchb3nchb3nchb3nchb3nch00"
 

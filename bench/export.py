@@ -20,24 +20,24 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert
 
-from bot.clock import ManualClock  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.db.engine import create_engine, create_sessionmaker, transaction  # noqa: E402
-from bot.db.migrate import upgrade_async  # noqa: E402
-from bot.export import pipeline  # noqa: E402
-from bot.export.names import Names  # noqa: E402
-from bot.incidents import service as incidents  # noqa: E402
-from bot.incidents.models import TimelineEvent  # noqa: E402
-from bot.playbooks.models import Severity  # noqa: E402
+from bot.clock import ManualClock
+from bot.config import Settings
+from bot.db.engine import create_engine, create_sessionmaker, transaction
+from bot.db.migrate import upgrade_async
+from bot.export import pipeline
+from bot.export.names import Names
+from bot.incidents import service as incidents
+from bot.incidents.models import TimelineEvent
+from bot.playbooks.models import Severity
 
-START = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)
+START = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 USERS = ["U024BE7LH", "U0G9QF9C6", "U1H2J3K4L", "U2D4N5A6K"]
 
 

@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.support.signing import sign  # noqa: E402
+from tests.support.signing import sign
 
 SIGNING_SECRET = "bench-signing-secret-0123456789"
 BOT_TOKEN = "xoxb-bench-token-0123456789"
@@ -142,7 +142,7 @@ class Process:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self, *, timeout: float = 30) -> "Process":
+    async def start(self, *, timeout: float = 30) -> Process:
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdout=log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -163,7 +163,7 @@ class Process:
                                         timeout=aiohttp.ClientTimeout(total=1)) as resp:
                         if resp.status == 200:
                             return
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                except (TimeoutError, aiohttp.ClientError, OSError):
                     pass
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s:\n{self.log_text()[-3000:]}")
@@ -392,7 +392,7 @@ async def post(http: Any, url: str, request: SlackRequest, *, timeout: float = 3
                              timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
             body = await resp.read()
             status = resp.status
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         status, body = 0, repr(exc).encode()
     return Sample(started, (time.perf_counter() - started) * 1000, status, body[:300])
 

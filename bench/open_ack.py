@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.db.migrate import upgrade_async  # noqa: E402
-from tests.support.bed import start_bed, stop_bed  # noqa: E402
+from bot.db.migrate import upgrade_async
+from tests.support.bed import start_bed, stop_bed
 
 
 def percentile(values: list[float], q: float) -> float:

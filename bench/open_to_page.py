@@ -28,16 +28,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import (  # noqa: E402
-    INCIDENT_CHANNEL,
+from bench.harness import (
     GENERAL,
+    INCIDENT_CHANNEL,
     REPORTER,
     client_session,
     delays_ms,
     first_page_arrivals,
-    latency_line,
     fresh_database,
     incidents_by_request,
+    latency_line,
     open_loop,
     post,
     signed_command,

@@ -25,10 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.db.migrate import upgrade_async  # noqa: E402
-from bot.emulator.providers import RecordedRequest  # noqa: E402
-from bot.slack.ids import ActionId  # noqa: E402
-from tests.rollback.conftest import AVA, SERVICES, PROVIDER_OF, start_world, stop_world  # noqa: E402
+from bot.db.migrate import upgrade_async
+from bot.emulator.providers import RecordedRequest
+from bot.slack.ids import ActionId
+from tests.rollback.conftest import AVA, PROVIDER_OF, SERVICES, start_world, stop_world
 
 ZERO = {"P0": 0, "P1": 0, "P2": 0, "P3": 0}
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
 def utc(dt: datetime) -> datetime:
     """Return ``dt`` as an aware UTC datetime (naive values are taken as UTC)."""
     if dt.tzinfo is None:
-        return dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+        return dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
 
 
 class Clock(Protocol):
@@ -22,7 +22,7 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -32,7 +32,7 @@ class ManualClock:
     """A clock that only moves when told to; ``sleep`` yields without waiting."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self._now = utc(start or datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc))
+        self._now = utc(start or datetime(2026, 3, 2, 14, 0, tzinfo=UTC))
 
     def now(self) -> datetime:
         return self._now

@@ -10,7 +10,7 @@ _PART = re.compile(r"(\d+)([wdhms])")
 _WHOLE = re.compile(r"^(?:\d+[wdhms])+$")
 
 
-def parse_duration(text: str | int | float) -> timedelta:
+def parse_duration(text: str | float) -> timedelta:
     """Parse a playbook duration; raise ``ValueError`` naming the accepted form."""
     if isinstance(text, bool):
         raise ValueError(f"not a duration: {text!r}")

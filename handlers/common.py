@@ -17,7 +17,7 @@ from bot.incidents.commands import UsageError
 from bot.incidents.service import IncidentError
 from bot.jobs import service as jobs
 from bot.runtime import Runtime
-from bot.slack.client import slack_error  # noqa: F401 - the listeners' import point
+from bot.slack.client import slack_error
 
 log = logging.getLogger("firebreak.handlers")
 

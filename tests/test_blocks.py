@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.incidents.models import Incident, IncidentState
@@ -7,7 +7,7 @@ from bot.slack import blocks
 from bot.slack.channel_names import incident_channel_name
 from bot.slack.ids import ActionId
 
-T0 = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 
 
 def _incident(**kw) -> Incident:

@@ -64,9 +64,8 @@ def create_sessionmaker(engine: AsyncEngine) -> SessionMaker:
 @asynccontextmanager
 async def transaction(sessions: SessionMaker) -> AsyncIterator[AsyncSession]:
     """A session whose work commits on success and rolls back on any error."""
-    async with sessions() as session:
-        async with session.begin():
-            yield session
+    async with sessions() as session, session.begin():
+        yield session
 
 
 async def database_ready(engine: AsyncEngine) -> bool:

@@ -14,8 +14,8 @@ import webbrowser
 from pathlib import Path
 
 from bot.demo.playbooks import DemoDataError
-from bot.demo.stack import BOT_TOKEN, SIGNING_SECRET, DemoStack, DemoStartError
 from bot.demo.simulated import SECRETS
+from bot.demo.stack import BOT_TOKEN, SIGNING_SECRET, DemoStack, DemoStartError
 from bot.logging import RedactSecrets
 
 LOG_FILE = "firebreak.log"

@@ -15,7 +15,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -90,7 +90,7 @@ class RequestLog:
                 query=self.redact(request.query_string), status=response.status,
                 request_body=self.redact(request_text[:BODY_PREVIEW]),
                 response_body=self.redact(response_text[:BODY_PREVIEW]),
-                at=datetime.now(timezone.utc), health_check=request.path.startswith("/health/"))
+                at=datetime.now(UTC), health_check=request.path.startswith("/health/"))
             self.entries.append(entry)
             for listener in list(self.listeners):
                 try:

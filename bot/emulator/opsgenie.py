@@ -33,15 +33,16 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
-from bot.emulator.pagerduty import Fault, FakeHttpService, Validator
+from bot.emulator.pagerduty import FakeHttpService, Fault, Validator
 
-__all__ = ["Fault", "FakeAlert", "OpsgenieFake"]
+__all__ = ["FakeAlert", "Fault", "OpsgenieFake"]
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
@@ -64,7 +65,7 @@ class FakeAlert:
     acknowledged: bool = False
     count: int = 1
     notes: list[str] = field(default_factory=list)
-    created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def as_api(self) -> dict[str, Any]:
         return {
@@ -285,7 +286,7 @@ class OpsgenieFake(FakeHttpService):
         request_id = str(uuid.uuid4())
         self.request_statuses[request_id] = {
             "success": success, "isSuccess": success, "action": action, "status": status,
-            "processedAt": datetime.now(timezone.utc).isoformat(),
+            "processedAt": datetime.now(UTC).isoformat(),
             "alertId": alert.id if alert else "", "alias": alert.alias if alert else "",
         }
         return request_id

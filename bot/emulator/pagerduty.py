@@ -34,10 +34,11 @@ import asyncio
 import json
 import uuid
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from aiohttp import web
 
@@ -120,7 +121,7 @@ class FakeHttpService:
             raise RuntimeError("the fake is not started")
         return f"http://{self.host}:{self.port}"
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> "FakeHttpService":
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> FakeHttpService:
         self.host = host
         self._stopping.clear()
         self._runner = web.AppRunner(self.app, shutdown_timeout=1.0)
@@ -135,7 +136,7 @@ class FakeHttpService:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "FakeHttpService":
+    async def __aenter__(self) -> FakeHttpService:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -180,7 +181,7 @@ class FakeIncident:
     status: str = "triggered"  # triggered | acknowledged | resolved
     trigger_count: int = 1
     actions: list[str] = field(default_factory=lambda: ["trigger"])
-    created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 _ACTIONS = ("trigger", "acknowledge", "resolve")

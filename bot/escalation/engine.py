@@ -60,7 +60,7 @@ from bot.escalation.models import Page, PageOutcome
 from bot.incidents.models import Incident, TimelineEvent
 from bot.jobs.models import Job
 from bot.jobs.worker import RetryLater, Worker
-from bot.pagers import Pager, PagerError, PageRequest, pager_for
+from bot.pagers import Pager, PageRequest, PagerError, pager_for
 from bot.pagers.http import RetryPolicy
 from bot.pagers.slack import SlackGroupPager
 from bot.pagers.slack_blocks import build_page_acknowledged_blocks, page_fallback_text

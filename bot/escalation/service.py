@@ -26,9 +26,9 @@ Acknowledging
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-import uuid
 from datetime import datetime, timedelta
 from typing import Any
 

@@ -17,12 +17,17 @@ from typing import Any
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.db.engine import SessionMaker, transaction
-from bot.export import github
+from bot.export import github, jsonexport, markdown, svg
 from bot.export import html as html_export
-from bot.export import jsonexport, markdown, svg
 from bot.export import service as exports
 from bot.export.document import (
-    MARK_CLASSES, EventRow, Facts, Postmortem, build_postmortem, describe_event, event_row,
+    MARK_CLASSES,
+    EventRow,
+    Facts,
+    Postmortem,
+    build_postmortem,
+    describe_event,
+    event_row,
 )
 from bot.export.names import Names, ids_in_data, is_user_id, mentioned_ids
 from bot.export.scrub import Scrubber

@@ -28,7 +28,7 @@ def subscribe(subscriber: Subscriber) -> Subscriber:
 
 
 async def publish(
-    session: AsyncSession, incident: "Incident", event: "TimelineEvent", now: datetime
+    session: AsyncSession, incident: Incident, event: TimelineEvent, now: datetime
 ) -> None:
-    for subscriber in list(_subscribers):
+    for subscriber in _subscribers:
         await subscriber(session, incident, event, now)

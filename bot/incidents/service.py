@@ -16,11 +16,18 @@ from sqlalchemy import func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import utc
+from bot.db.engine import SessionMaker
 from bot.incidents import lifecycle
 from bot.incidents.models import (
-    TEXT_MAX, TITLE_MAX, Counter, EventKind, Incident, IncidentState, Role, TimelineEvent,
+    TEXT_MAX,
+    TITLE_MAX,
+    Counter,
+    EventKind,
+    Incident,
+    IncidentState,
+    Role,
+    TimelineEvent,
 )
-from bot.db.engine import SessionMaker
 from bot.jobs import service as jobs
 from bot.playbooks.models import Severity
 

@@ -12,8 +12,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config import Settings
 from bot.pagers.base import (
     Pager,
-    PagerError,
     PageRequest,
+    PagerError,
     PageResult,
     PersonDelivery,
     incident_dedup_key,
@@ -26,10 +26,10 @@ from bot.pagers.pagerduty import PagerDutyPager
 from bot.pagers.slack import SlackChannelPager, SlackGroupPager, SlackUserPager
 
 __all__ = [
-    "Pager",
-    "PagerError",
     "PageRequest",
     "PageResult",
+    "Pager",
+    "PagerError",
     "PersonDelivery",
     "RetryPolicy",
     "build_pagers",

@@ -18,9 +18,10 @@ when the caller says the page may have been sent already
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Mapping, Protocol, get_args, runtime_checkable
+from typing import Literal, Protocol, get_args, runtime_checkable
 
 from bot.clock import utc
 from bot.playbooks.models import Severity

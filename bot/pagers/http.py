@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 
 import aiohttp
 from tenacity import (
@@ -31,8 +32,8 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
-from bot.retry_after import parse_retry_after
 from bot.pagers.base import PagerError
+from bot.retry_after import parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ async def post_json(
                         retry_after=parse_retry_after(response.headers.get("Retry-After")),
                     )
                 return HttpAnswer(response.status, decoded, dict(response.headers))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise _RetryableFailure(f"no answer within {policy.request_timeout:g}s") from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             raise _RetryableFailure(f"connection failed: {type(exc).__name__}") from None

@@ -16,13 +16,14 @@ source/user 100, note 25,000, entity 512, 20 tags of 50, details 8,000 in total.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 from pydantic import SecretStr
 
-from bot.pagers.base import PagerError, PageRequest, PageResult, split_target, truncate
+from bot.pagers.base import PageRequest, PagerError, PageResult, split_target, truncate
 from bot.pagers.http import HttpAnswer, RetryPolicy, post_json
 
 MESSAGE_LIMIT = 130

@@ -11,12 +11,13 @@ reach that same alert. PagerDuty de-duplicates per service (routing key), so two
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import aiohttp
 from pydantic import SecretStr
 
-from bot.pagers.base import PagerError, PageRequest, PageResult, split_target, truncate
+from bot.pagers.base import PageRequest, PagerError, PageResult, split_target, truncate
 from bot.pagers.http import HttpAnswer, RetryPolicy, post_json
 
 EventAction = Literal["trigger", "acknowledge", "resolve"]

@@ -32,7 +32,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.pagers.base import PagerError, PageRequest, PageResult, PersonDelivery, split_target
+from bot.pagers.base import PageRequest, PagerError, PageResult, PersonDelivery, split_target
 from bot.pagers.slack_blocks import build_page_blocks, page_fallback_text
 from bot.retry_after import parse_retry_after
 from bot.slack.client import slack_error
@@ -247,7 +247,7 @@ class SlackGroupPager(_SlackPoster):
     async def members(self, group_id: str, target: str) -> list[str]:
         try:
             response = await self._members_client.usergroups_users_list(usergroup=group_id)
-        except (SlackApiError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, SlackApiError, aiohttp.ClientError) as exc:
             raise pager_error(exc, target, "usergroups.users.list") from None
         users: list[Any] = list(response.get("users") or [])
         return list(dict.fromkeys(str(u) for u in users))  # unique, in Slack's order

@@ -173,7 +173,7 @@ class _Report:
             self.lines.append(f"  {offset:<7} {self._when(when)}  ({label})")
             for target in step.notify:
                 resolved = self._resolve(target, when, f"{severity} {offset}")
-                self.lines.append(f"          {str(target):<26} → {resolved}")
+                self.lines.append(f"          {target!s:<26} → {resolved}")
 
     def _resolve(self, target: Target, when: datetime, where: str) -> str:
         if target.kind is TargetKind.USER:

@@ -45,10 +45,28 @@ from bot.durations import format_duration, parse_duration
 from bot.playbooks.targets import ROTATION_NAME, OnCallRole, Target, TargetKind, require_kinds
 
 __all__ = [
-    "Duration", "PositiveDuration", "EscalationLevel", "EscalationMatrix", "EscalationStep", "GithubActionsConfig",
-    "HealthCheck", "HerokuConfig", "LocatedValueError", "OnCallRole", "Override",
-    "ProviderConfig", "RailwayConfig", "RenderConfig", "RollbackPolicy", "Rotation",
-    "RotationsFile", "ServicePlaybook", "Severity", "SeverityInfo", "Target", "TargetKind",
+    "Duration",
+    "EscalationLevel",
+    "EscalationMatrix",
+    "EscalationStep",
+    "GithubActionsConfig",
+    "HealthCheck",
+    "HerokuConfig",
+    "LocatedValueError",
+    "OnCallRole",
+    "Override",
+    "PositiveDuration",
+    "ProviderConfig",
+    "RailwayConfig",
+    "RenderConfig",
+    "RollbackPolicy",
+    "Rotation",
+    "RotationsFile",
+    "ServicePlaybook",
+    "Severity",
+    "SeverityInfo",
+    "Target",
+    "TargetKind",
     "VercelConfig",
 ]
 

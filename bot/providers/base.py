@@ -17,10 +17,11 @@ Everything a caller stores (:class:`RollbackPlan`, :class:`RollbackHandle`,
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from bot.clock import utc
 
@@ -156,7 +157,7 @@ class Deploy:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Deploy":
+    def from_dict(cls, data: Mapping[str, Any]) -> Deploy:
         created = _from_iso(data["created_at"])
         assert created is not None
         return cls(
@@ -193,7 +194,7 @@ class RollbackPlan:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RollbackPlan":
+    def from_dict(cls, data: Mapping[str, Any]) -> RollbackPlan:
         return cls(
             provider=data["provider"],
             current=Deploy.from_dict(data["current"]),
@@ -236,7 +237,7 @@ class RollbackHandle:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RollbackHandle":
+    def from_dict(cls, data: Mapping[str, Any]) -> RollbackHandle:
         started = _from_iso(data["started_at"])
         assert started is not None
         return cls(
@@ -281,7 +282,7 @@ class RollbackProgress:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RollbackProgress":
+    def from_dict(cls, data: Mapping[str, Any]) -> RollbackProgress:
         return cls(
             state=RollbackState(data["state"]),
             detail=data["detail"],

@@ -15,10 +15,11 @@ It works with any playbook provider config (histories are kept per
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 from bot.clock import Clock, SystemClock, utc
 from bot.providers.base import (

@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from itertools import islice
-from typing import Any, Callable, ClassVar, Mapping, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import requests
 from github import Auth, Github, GithubException
@@ -102,7 +103,7 @@ class GithubActionsProvider:
         )
 
     @classmethod
-    def from_settings(cls, settings: Any, session: Any, clock: Clock, retry: RetryPolicy | None = None) -> "GithubActionsProvider":
+    def from_settings(cls, settings: Any, session: Any, clock: Clock, retry: RetryPolicy | None = None) -> GithubActionsProvider:
         return cls(api_url=str(settings.github_api_url), token=settings.github_token, clock=clock, retry=retry)
 
     @property

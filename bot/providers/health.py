@@ -10,7 +10,6 @@ first failure ends the check as unhealthy.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from dataclasses import dataclass
@@ -97,7 +96,7 @@ async def _sample(http: aiohttp.ClientSession, url: str, expect: int, timeout: f
         async with http.get(url, timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False) as response:
             await response.read()
             status = response.status
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return HealthSample(at, None, False, (time.monotonic() - started) * 1000, f"timed out after {timeout:g}s")
     except aiohttp.ClientError as exc:
         return HealthSample(at, None, False, (time.monotonic() - started) * 1000, type(exc).__name__)

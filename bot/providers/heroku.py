@@ -13,8 +13,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import aiohttp
 from pydantic import SecretStr
@@ -57,7 +58,7 @@ class HerokuProvider:
         )
 
     @classmethod
-    def from_settings(cls, settings: Any, session: aiohttp.ClientSession, clock: Clock, retry: RetryPolicy | None = None) -> "HerokuProvider":
+    def from_settings(cls, settings: Any, session: aiohttp.ClientSession, clock: Clock, retry: RetryPolicy | None = None) -> HerokuProvider:
         return cls(session, api_url=str(settings.heroku_api_url), api_key=settings.heroku_api_key, clock=clock, retry=retry)
 
     @property

@@ -20,19 +20,20 @@ import asyncio
 import json
 import logging
 import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from bot.retry_after import parse_retry_after
 from bot.providers.base import (
     AmbiguousTriggerError,
     ProviderNotConfigured,
     ProviderRejected,
     ProviderUnavailable,
 )
+from bot.retry_after import parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class RetryPolicy:
     sleep: Sleep = field(default=asyncio.sleep, compare=False)
 
     @classmethod
-    def for_tests(cls, *, sleep: Sleep | None = None, timeout: float = 2.0, max_attempts: int = 4) -> "RetryPolicy":
+    def for_tests(cls, *, sleep: Sleep | None = None, timeout: float = 2.0, max_attempts: int = 4) -> RetryPolicy:
         """Tiny waits (a few ms at most) for tests; ``sleep`` can record them instead."""
 
         async def _no_wait(_: float) -> None:
@@ -244,7 +245,7 @@ class ProviderHttp:
         policy: RetryPolicy | None = None,
         auth: Callable[[str], Mapping[str, str]] = lambda secret: {"Authorization": f"Bearer {secret}"},
         headers: Mapping[str, str] | None = None,
-    ) -> "ProviderHttp":
+    ) -> ProviderHttp:
         """A client authenticated with ``token`` (a SecretStr or str); refuses a missing one."""
         secret = token.get_secret_value() if hasattr(token, "get_secret_value") else token
         if not secret:
@@ -277,7 +278,7 @@ class ProviderHttp:
         async def once() -> HttpResponse:
             try:
                 response = await self._send(method, path, params=params, json_body=json_body, headers=headers)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise TransientError(f"timed out after {self.policy.timeout:g}s") from None
             except aiohttp.ClientError as exc:
                 raise TransientError(self._network_reason(exc)) from None
@@ -308,7 +309,7 @@ class ProviderHttp:
                 f"{self.display_name} could not be reached ({describe}: {self._network_reason(exc)}); nothing was changed.",
                 provider=self.display_name,
             ) from None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise AmbiguousTriggerError(
                 f"{self.display_name} did not answer {describe} within {self.policy.timeout:g}s: "
                 "the request may have been applied.",

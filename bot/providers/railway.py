@@ -12,8 +12,9 @@ trigger (``poll`` and ``find_triggered`` both do that).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, ClassVar, Literal, Mapping
+from typing import Any, ClassVar, Literal
 
 import aiohttp
 from pydantic import SecretStr
@@ -126,7 +127,7 @@ class RailwayProvider:
         )
 
     @classmethod
-    def from_settings(cls, settings: Any, session: aiohttp.ClientSession, clock: Clock, retry: RetryPolicy | None = None) -> "RailwayProvider":
+    def from_settings(cls, settings: Any, session: aiohttp.ClientSession, clock: Clock, retry: RetryPolicy | None = None) -> RailwayProvider:
         return cls(session, api_url=str(settings.railway_api_url), token=settings.railway_api_token, clock=clock, retry=retry)
 
     @property

@@ -8,8 +8,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import aiohttp
 from pydantic import SecretStr
@@ -63,7 +64,7 @@ class RenderProvider:
         )
 
     @classmethod
-    def from_settings(cls, settings: Any, session: aiohttp.ClientSession, clock: Clock, retry: RetryPolicy | None = None) -> "RenderProvider":
+    def from_settings(cls, settings: Any, session: aiohttp.ClientSession, clock: Clock, retry: RetryPolicy | None = None) -> RenderProvider:
         return cls(session, api_url=str(settings.render_api_url), api_key=settings.render_api_key, clock=clock, retry=retry)
 
     @property

@@ -11,9 +11,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import aiohttp
 from pydantic import SecretStr
@@ -61,7 +62,7 @@ class VercelProvider:
         )
 
     @classmethod
-    def from_settings(cls, settings: Any, session: aiohttp.ClientSession, clock: Clock, retry: RetryPolicy | None = None) -> "VercelProvider":
+    def from_settings(cls, settings: Any, session: aiohttp.ClientSession, clock: Clock, retry: RetryPolicy | None = None) -> VercelProvider:
         return cls(session, api_url=str(settings.vercel_api_url), token=settings.vercel_token, clock=clock, retry=retry)
 
     @property

@@ -40,8 +40,16 @@ from bot.jobs.worker import RetryLater
 from bot.playbooks.models import ServicePlaybook
 from bot.providers import PROVIDERS, build_provider
 from bot.providers.base import (
-    AmbiguousTriggerError, InvalidTarget, ProviderError, ProviderNotConfigured, ProviderRejected,
-    ProviderUnavailable, RollbackHandle, RollbackPlan, RollbackProvider, RollbackState,
+    AmbiguousTriggerError,
+    InvalidTarget,
+    ProviderError,
+    ProviderNotConfigured,
+    ProviderRejected,
+    ProviderUnavailable,
+    RollbackHandle,
+    RollbackPlan,
+    RollbackProvider,
+    RollbackState,
 )
 from bot.providers.health import check_health
 from bot.providers.http import RetryPolicy

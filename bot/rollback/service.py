@@ -30,7 +30,11 @@ from bot.playbooks.models import ServicePlaybook, Severity
 from bot.providers.base import RollbackHandle, RollbackPlan, RollbackProgress
 from bot.rollback.blocks import provider_label
 from bot.rollback.models import (
-    ACTIVE_STATES, Rollback, RollbackApproval, RollbackStatus, RollbackStep,
+    ACTIVE_STATES,
+    Rollback,
+    RollbackApproval,
+    RollbackStatus,
+    RollbackStep,
 )
 from bot.slack.effects import SYNC_CARD
 

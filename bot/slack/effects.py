@@ -24,7 +24,6 @@ may have left:
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 from collections.abc import Awaitable, Callable
@@ -34,8 +33,8 @@ from typing import Any
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
-from sqlalchemy import select, update
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock, utc
@@ -274,7 +273,7 @@ class SlackEffects:
                         break
                     if exc.response.status_code < 500 or send == CREATE_SENDS:
                         raise SlackStepFailed("creating the channel", code) from exc
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, aiohttp.ClientError) as exc:
                     if send == CREATE_SENDS:
                         unanswered.add(name)
                         raise SlackStepFailed("creating the channel",

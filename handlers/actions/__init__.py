@@ -10,9 +10,9 @@ from bot.db.engine import transaction
 from bot.incidents import service as incidents
 from bot.playbooks.models import Severity
 from bot.runtime import Runtime
-from handlers.discovery import register_submodules
 from bot.slack.ids import ActionId
 from handlers.common import Reply, ack_then_reply, clicked, ephemeral, number_from, once, text_field
+from handlers.discovery import register_submodules
 
 
 async def _card_action(rt: Runtime, body: dict[str, Any], kind: ActionId) -> Reply:

@@ -22,7 +22,16 @@ from bot.pagers.slack_blocks import (
 from bot.runtime import Runtime
 from bot.slack.ids import ActionId
 from handlers.common import (
-    MAX_NUMBER, Reply, ack_then_reply, clicked, dig, ephemeral, once, slack_error, slack_ts, text_field,
+    MAX_NUMBER,
+    Reply,
+    ack_then_reply,
+    clicked,
+    dig,
+    ephemeral,
+    once,
+    slack_error,
+    slack_ts,
+    text_field,
 )
 
 log = logging.getLogger("firebreak.handlers")

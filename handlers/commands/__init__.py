@@ -9,10 +9,10 @@ from slack_sdk.errors import SlackApiError
 
 from bot.incidents.commands import UsageError, help_text, parse_incident_command
 from bot.runtime import Runtime
-from handlers.discovery import register_submodules
 from bot.slack import blocks
 from handlers.commands.incident import handle_incident
 from handlers.common import ack_then, command_problem, ephemeral, slack_error
+from handlers.discovery import register_submodules
 
 log = logging.getLogger("firebreak.handlers")
 

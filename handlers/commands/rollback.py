@@ -11,7 +11,11 @@ from slack_sdk.errors import SlackApiError
 from bot.db.engine import transaction
 from bot.incidents.commands import UsageError
 from bot.providers.base import (
-    InvalidTarget, ProviderError, ProviderRejected, ProviderUnavailable, service_label,
+    InvalidTarget,
+    ProviderError,
+    ProviderRejected,
+    ProviderUnavailable,
+    service_label,
 )
 from bot.rollback import blocks
 from bot.rollback import service as rollbacks
@@ -119,7 +123,7 @@ async def _service_rows(rt: Runtime) -> list[blocks.ServiceRow]:
             live = found.to_dict() if found else None
         except ProviderError as exc:
             error = exc.message
-        except asyncio.TimeoutError:
+        except TimeoutError:
             error = f"{blocks.provider_label(config.type)} did not answer within {LIST_TIMEOUT:g}s"
         in_flight = active.get(name)
         return blocks.ServiceRow(

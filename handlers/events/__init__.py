@@ -10,8 +10,8 @@ from slack_sdk.errors import SlackApiError
 
 from bot.db.engine import transaction
 from bot.incidents import service as incidents
-from bot.runtime import Runtime
 from bot.incidents.commands import without_nul
+from bot.runtime import Runtime
 from handlers.common import dig, slack_error, slack_id, slack_ts, text_field, work_on_event
 from handlers.discovery import register_submodules
 

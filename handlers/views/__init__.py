@@ -11,10 +11,10 @@ from bot.incidents.commands import Command, without_nul
 from bot.incidents.models import TITLE_MAX
 from bot.playbooks.models import Severity
 from bot.runtime import Runtime
-from handlers.discovery import register_submodules
 from bot.slack.ids import BlockId, CallbackId
 from handlers.commands.incident import open_from_command
 from handlers.common import dig, guarded, slack_error, slack_id, text_field
+from handlers.discovery import register_submodules
 
 log = logging.getLogger("firebreak.handlers")
 SEVERITIES = {severity.value for severity in Severity}

@@ -33,7 +33,13 @@ from bot.db.migrate import upgrade_async
 from bot.incidents.models import Incident
 from handlers.common import DATABASE_DOWN
 from tests.chaos.conftest import (
-    LEVEL_2_AFTER, PD_FIRST, PD_SECOND, close_world, free_port, open_world, wait_for,
+    LEVEL_2_AFTER,
+    PD_FIRST,
+    PD_SECOND,
+    close_world,
+    free_port,
+    open_world,
+    wait_for,
 )
 
 pytestmark = pytest.mark.timeout(120)

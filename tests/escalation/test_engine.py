@@ -11,7 +11,16 @@ from bot.jobs import service as jobs
 from bot.jobs.models import JobState
 from bot.playbooks.models import Severity
 from tests.escalation.conftest import (
-    AVA, BEN, CHEN, DANA, FAY, SQLITE_ONLY, START, TRIAGE, Harness, make_harness,
+    AVA,
+    BEN,
+    CHEN,
+    DANA,
+    FAY,
+    SQLITE_ONLY,
+    START,
+    TRIAGE,
+    Harness,
+    make_harness,
 )
 
 
@@ -249,7 +258,7 @@ async def test_response_deadline_warning_and_status_reminders(harness: Harness) 
     await h.at(20)
     await h.change(incident.number, "post_status", text="rolling back api", actor=CHEN)
     await h.at(30)  # 30m after opening, but the last update was 10m ago
-    reminders = lambda: [t for t in h.channel_texts(channel) if "time for a status update" in t]  # noqa: E731
+    reminders = lambda: [t for t in h.channel_texts(channel) if "time for a status update" in t]
     assert reminders() == []
     await h.at(50)
     assert len(reminders()) == 1 and "every 30m" in reminders()[0]

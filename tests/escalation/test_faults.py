@@ -9,7 +9,13 @@ from bot.escalation.models import PageOutcome
 from bot.incidents.models import EventKind
 from bot.pagers.http import RetryPolicy
 from tests.escalation.conftest import (
-    AVA, CHEN, SQLITE_ONLY, TRIAGE, Harness, make_harness, write_playbooks,
+    AVA,
+    CHEN,
+    SQLITE_ONLY,
+    TRIAGE,
+    Harness,
+    make_harness,
+    write_playbooks,
 )
 from tests.escalation.test_race import PAGERDUTY_FIRST
 

@@ -13,7 +13,16 @@ from bot.cli import main
 from bot.escalation.oncall_view import next_change, oncall_text
 from bot.incidents.commands import UsageError
 from tests.escalation.conftest import (
-    AVA, BEN, CHEN, DANA, ELI, ONCALL_YAML, SQLITE_ONLY, Harness, make_harness, write_playbooks,
+    AVA,
+    BEN,
+    CHEN,
+    DANA,
+    ELI,
+    ONCALL_YAML,
+    SQLITE_ONLY,
+    Harness,
+    make_harness,
+    write_playbooks,
 )
 
 NEW_YORK = ZoneInfo("America/New_York")

@@ -15,7 +15,13 @@ from bot.escalation.models import Page, PageOutcome
 from bot.incidents import service as incidents
 from bot.incidents.models import EventKind
 from tests.escalation.conftest import (
-    AVA, CHEN, ESCALATION_YAML, START, Harness, make_harness, write_playbooks,
+    AVA,
+    CHEN,
+    ESCALATION_YAML,
+    START,
+    Harness,
+    make_harness,
+    write_playbooks,
 )
 from tests.pagers.conftest import PD_KEY
 from tests.pagers.test_pagerduty import validate_against_spec

@@ -7,7 +7,7 @@ acknowledged +4m, mitigated +12m, resolved +30m; P1 (respond within 1h).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.clock import ManualClock
@@ -18,7 +18,7 @@ from bot.incidents import service as incidents
 from bot.incidents.models import EventKind, Role
 from bot.playbooks.models import Severity
 
-START = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)
+START = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 AVA = "U024BE7LH"     # reporter
 BEN = "U0G9QF9C6"     # on call, commander
 NAMES = {AVA: "ava", BEN: "ben"}

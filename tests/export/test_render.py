@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import jsonschema
@@ -11,14 +11,20 @@ import pytest
 
 from bot.export import jsonexport, markdown, svg
 from bot.export.document import (
-    Facts, Moment, build_postmortem, describe_event, event_row, pager_of, response_target,
+    Facts,
+    Moment,
+    build_postmortem,
+    describe_event,
+    event_row,
+    pager_of,
+    response_target,
 )
 from bot.export.names import Names, ids_in_data, mentioned_ids, plain_text, target_label
 from bot.export.scrub import REDACTED, Scrubber
 from bot.incidents.models import Incident, IncidentState, TimelineEvent
 from bot.playbooks.models import Severity
 
-UTC = timezone.utc
+UTC = UTC
 NY = ZoneInfo("America/New_York")
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 NAMES = Names({"U1": "Ava Lin", "U2": "ben"}, {"C1": "#inc-1-checkout"})
@@ -93,7 +99,7 @@ def test_moments_are_labelled_in_both_zones():
     (None, None, 61, False, "missed: not acknowledged within 1h"),
 ])
 def test_response_target(ack, resolved, now, met, verdict):
-    minutes = lambda m: None if m is None else T0 + timedelta(minutes=m)  # noqa: E731
+    minutes = lambda m: None if m is None else T0 + timedelta(minutes=m)
     target = response_target(opened_at=T0, acknowledged_at=minutes(ack),
                              resolved_at=minutes(resolved), respond_within=timedelta(hours=1),
                              now=minutes(now))

@@ -10,7 +10,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bot.incidents.commands import (
-    ALIASES, EXPORT_FORMATS, MAX_COMMAND_TEXT, USAGE, Command, UsageError, parse_incident_command,
+    ALIASES,
+    EXPORT_FORMATS,
+    MAX_COMMAND_TEXT,
+    USAGE,
+    Command,
+    UsageError,
+    parse_incident_command,
 )
 from bot.incidents.models import TEXT_MAX, TITLE_MAX, Role
 from bot.playbooks.models import Severity

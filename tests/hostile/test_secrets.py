@@ -68,29 +68,27 @@ async def test_the_scanner_catches_a_leak_planted_in_each_place_it_watches(bed, 
         assert caught[-1].where == "Slack chat.postMessage"
 
         # a provider request: the body counts, the Authorization header (its place) does not
-        async with RenderFake(token="rnd_planted_token_0123456789") as render:
-            async with aiohttp.ClientSession() as http:
-                headers = {"Authorization": f"Bearer {render.token}", "Accept": "application/json"}
-                count = len(caught)
-                await http.get(f"{render.api_url}/services", headers=headers)
-                LEAKS.scan_fakes()
-                assert len(caught) == count
-                await http.post(f"{render.api_url}/services/x/rollback", headers=headers,
-                                json={"deployId": render.token})
-                LEAKS.scan_fakes()
+        async with RenderFake(token="rnd_planted_token_0123456789") as render, aiohttp.ClientSession() as http:
+            headers = {"Authorization": f"Bearer {render.token}", "Accept": "application/json"}
+            count = len(caught)
+            await http.get(f"{render.api_url}/services", headers=headers)
+            LEAKS.scan_fakes()
+            assert len(caught) == count
+            await http.post(f"{render.api_url}/services/x/rollback", headers=headers,
+                            json={"deployId": render.token})
+            LEAKS.scan_fakes()
         assert caught[-1].where == "RenderFake POST /v1/services/x/rollback", caught[-1]
 
         # a PagerDuty event: routing_key is where the key belongs, the summary is not
-        async with PagerDutyFake(routing_keys={ROUTING_KEY}) as pd:
-            async with aiohttp.ClientSession() as http:
-                event = {"routing_key": ROUTING_KEY, "event_action": "trigger", "dedup_key": "d",
-                         "payload": {"summary": "s", "source": "x", "severity": "critical"}}
-                await http.post(pd.url, json=event)
-                LEAKS.scan_fakes()
-                count = len(caught)
-                event["payload"]["summary"] = f"key {ROUTING_KEY}"
-                await http.post(pd.url, json=event)
-                LEAKS.scan_fakes()
+        async with PagerDutyFake(routing_keys={ROUTING_KEY}) as pd, aiohttp.ClientSession() as http:
+            event = {"routing_key": ROUTING_KEY, "event_action": "trigger", "dedup_key": "d",
+                     "payload": {"summary": "s", "source": "x", "severity": "critical"}}
+            await http.post(pd.url, json=event)
+            LEAKS.scan_fakes()
+            count = len(caught)
+            event["payload"]["summary"] = f"key {ROUTING_KEY}"
+            await http.post(pd.url, json=event)
+            LEAKS.scan_fakes()
         assert len(caught) == count + 1 and caught[-1].where == "PagerDutyFake POST /v2/enqueue"
 
         # the timeline (any row of a test database)

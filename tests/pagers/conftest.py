@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -63,7 +63,7 @@ def make_request(**overrides: Any) -> PageRequest:
         "incident_number": 12,
         "incident_title": "Checkout is failing",
         "severity": "P1",
-        "timestamp": datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc),
+        "timestamp": datetime(2026, 3, 2, 14, 0, tzinfo=UTC),
         "level": 0,
         "channel_id": "C0INC12",
     }

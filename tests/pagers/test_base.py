@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from bot.pagers.base import (
-    PagerError,
     PageRequest,
+    PagerError,
     incident_dedup_key,
     split_target,
     truncate,
@@ -27,8 +27,8 @@ def test_dedup_key_is_derived_from_the_incident() -> None:
 def test_request_validation_and_normalisation() -> None:
     request = make_request(severity="P0", timestamp=datetime(2026, 3, 2, 9, 0, tzinfo=timezone(timedelta(hours=-5))))
     assert request.severity is Severity.P0
-    assert request.timestamp == datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)
-    assert request.timestamp.tzinfo == timezone.utc
+    assert request.timestamp == datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+    assert request.timestamp.tzinfo == UTC
     for bad in ({"severity": "P7"}, {"incident_number": 0}, {"level": -1}):
         with pytest.raises(ValueError):
             make_request(**bad)
@@ -63,7 +63,7 @@ def test_truncate() -> None:
 
 
 def test_parse_retry_after() -> None:
-    now = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
     assert parse_retry_after("7") == 7.0
     assert parse_retry_after(" 1.5 ") == 1.5
     assert parse_retry_after("Mon, 02 Mar 2026 14:00:30 GMT", now=now) == 30.0

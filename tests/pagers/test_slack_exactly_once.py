@@ -13,11 +13,11 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.config import Settings
 from bot.emulator import SlackEmulator
 from bot.pagers.base import PagerError
 from bot.pagers.slack import PAGE_EVENT_TYPE, SlackChannelPager, SlackUserPager, page_client
 from bot.slack.client import make_slack_client
-from bot.config import Settings
 from tests.pagers.conftest import make_request
 from tests.support.slack_openapi import slack_openapi_validator
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
@@ -22,7 +22,7 @@ from bot.providers.base import (
     choose_plan,
 )
 
-NOW = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 
 
 def deploy(id: str, *, live=False, target=False, age_h=1.0, status=None) -> Deploy:

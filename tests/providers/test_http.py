@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
 from aiohttp import web
 
-from bot.emulator.providers import Fault, FakeProviderServer
+from bot.emulator.providers import FakeProviderServer, Fault
 from bot.providers.base import AmbiguousTriggerError, ProviderRejected, ProviderUnavailable
 from bot.providers.http import ProviderHttp, RetryPolicy, parse_retry_after, provider_error_message
 
@@ -68,7 +68,7 @@ async def test_429_retry_after_honoured(client, echo, sleeps):
 
 
 async def test_429_http_date_retry_after(client, echo, sleeps):
-    when = datetime.now(timezone.utc) + timedelta(seconds=10)
+    when = datetime.now(UTC) + timedelta(seconds=10)
     echo.faults.add(Fault.RATE_LIMIT, retry_after=format_datetime(when, usegmt=True))
     assert (await client.get("/thing")).status == 200
     assert 8 <= sleeps[0] <= 10
@@ -176,7 +176,7 @@ async def test_secrets_never_in_errors_or_logs(client, echo, caplog, http, retry
 
 
 def test_parse_retry_after():
-    now = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
     assert parse_retry_after("5") == 5.0
     assert parse_retry_after("0.5") == 0.5
     assert parse_retry_after("Mon, 02 Mar 2026 14:00:30 GMT", now=now) == 30.0

@@ -23,9 +23,9 @@ from bot.clock import ManualClock
 from bot.emulator.providers import ProviderFakes, RecordedRequest
 from bot.incidents.models import Incident, TimelineEvent
 from bot.rollback.install import flow_of
-from handlers.app import create_web_app
 from bot.rollback.models import Rollback, RollbackStatus, RollbackStep
 from bot.slack.ids import ActionId
+from handlers.app import create_web_app
 from tests.providers.test_github_actions import NOT_RECORDED, _template, recorded
 from tests.providers.test_heroku import hyper_schema_validator
 from tests.providers.test_railway import official_schema_validator

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.slack.blocks import with_card_sections
-
 from bot.providers.base import Deploy, RollbackPlan
 from bot.rollback import blocks
 from bot.rollback.models import Rollback, RollbackStatus, RollbackStep
+from bot.slack.blocks import with_card_sections
 from bot.slack.ids import ActionId
 
-NOW = datetime(2026, 3, 2, 14, 5, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 14, 5, tzinfo=UTC)
 ZONE = ZoneInfo("America/New_York")
 
 

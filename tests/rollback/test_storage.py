@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from alembic import command
@@ -13,7 +13,7 @@ from bot.db.engine import create_engine, create_sessionmaker, transaction
 from bot.db.migrate import alembic_config
 from bot.rollback.models import ACTIVE_STATES, ONE_ACTIVE_INDEX, Rollback, RollbackStatus
 
-T0 = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 
 
 def _row(service: str, state: RollbackStatus) -> Rollback:

@@ -23,8 +23,8 @@ from bot.clock import ManualClock
 from bot.config import Settings
 from bot.emulator import SlackEmulator
 from bot.runtime import Runtime
-from handlers.app import create_web_app
 from bot.web.app import RUNTIME
+from handlers.app import create_web_app
 from tests.support.signing import event_body, sign
 from tests.support.slack_openapi import slack_openapi_validator
 

@@ -22,8 +22,8 @@ GitHubFake    GITHUB_API_URL     repo ``acme/shop``, workflow ``rollback.yml`` (
 """
 
 from bot.emulator.providers._server import (
-    Fault,
     FakeProviderServer,
+    Fault,
     FaultQueue,
     RecordedRequest,
     SeededService,
@@ -36,8 +36,8 @@ from bot.emulator.providers.suite import ProviderFakes
 from bot.emulator.providers.vercel import VercelFake
 
 __all__ = [
-    "Fault",
     "FakeProviderServer",
+    "Fault",
     "FaultQueue",
     "GitHubFake",
     "HerokuFake",

@@ -34,10 +34,11 @@ import re
 import socket
 import struct
 from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Awaitable, Callable, ClassVar, Iterable
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -188,7 +189,7 @@ class FakeProviderServer:
     def health_url(self, service: str) -> str:
         return f"{self.url}/health/{service}"
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> "FakeProviderServer":
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> FakeProviderServer:
         self.host = host
         self._stopping.clear()
         self._runner = web.AppRunner(self.app, shutdown_timeout=0.5, access_log=None)
@@ -289,7 +290,7 @@ class FakeProviderServer:
         if kind is Fault.SLOW:
             try:
                 await asyncio.wait_for(self._stopping.wait(), timeout=fault.delay)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             return None
         if kind is Fault.RESET:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -126,7 +126,7 @@ class FakeWorkflow:
     inputs: dict[str, bool]  # name → required
     run_name: str = "Rollback to {sha} [{firebreak_key}]"  # like `run-name:` with ${{ inputs.* }}
     dispatchable: bool = True
-    created_at: datetime = field(default_factory=lambda: datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc))
+    created_at: datetime = field(default_factory=lambda: datetime(2025, 1, 6, 9, 0, tzinfo=UTC))
 
     @property
     def file_name(self) -> str:
@@ -331,7 +331,7 @@ class GitHubFake(FakeProviderServer):
 
     def _repo_json(self, repo: FakeRepo) -> dict[str, Any]:
         full = repo.full_name
-        created = datetime(2024, 2, 1, 10, 0, tzinfo=timezone.utc)
+        created = datetime(2024, 2, 1, 10, 0, tzinfo=UTC)
         return self._repo_urls(repo) | {
             "created_at": _ts(created), "updated_at": _ts(self.clock.now()), "pushed_at": _ts(self.clock.now()),
             "git_url": f"git://github.com/{full}.git", "ssh_url": f"git@github.com:{full}.git",
@@ -489,7 +489,7 @@ class GitHubFake(FakeProviderServer):
     # -- handlers
 
     async def _user(self, request: web.Request) -> web.Response:
-        created = _ts(datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc))
+        created = _ts(datetime(2025, 1, 6, 9, 0, tzinfo=UTC))
         profile = {
             "name": "Firebreak", "company": None, "blog": "", "location": None, "email": None, "hireable": None,
             "bio": None, "twitter_username": None, "public_repos": 0, "public_gists": 0, "followers": 0,

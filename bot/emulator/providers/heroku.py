@@ -47,7 +47,7 @@ class HerokuRelease:
     pending_steps: list[str] = field(default_factory=list)
     updated_at: datetime | None = None
 
-    def to_json(self, app: "HerokuApp") -> dict[str, Any]:
+    def to_json(self, app: HerokuApp) -> dict[str, Any]:
         return {
             "addon_plan_names": ["heroku-postgresql:essential-0"],
             "artifacts": [{"type": "slug", "id": self.slug_id}] if self.slug_id else [],

@@ -301,7 +301,7 @@ class _Root:
         self.fake._advance(service)
         return deployment.to_node()
 
-    def deploymentRollback(self, info: Any, id: str) -> bool:  # noqa: N802 (GraphQL name)
+    def deploymentRollback(self, info: Any, id: str) -> bool:
         found = self.fake._find_deployment(id)
         if found is None:
             raise GraphQLError("Deployment not found")

@@ -33,7 +33,7 @@ class ProviderFakes:
     def all(self) -> tuple[FakeProviderServer, ...]:
         return (self.render, self.railway, self.vercel, self.heroku, self.github)
 
-    async def start(self) -> "ProviderFakes":
+    async def start(self) -> ProviderFakes:
         started: list[FakeProviderServer] = []
         try:
             for fake in self.all:
@@ -49,7 +49,7 @@ class ProviderFakes:
         for fake in self.all:
             await fake.stop()
 
-    async def __aenter__(self) -> "ProviderFakes":
+    async def __aenter__(self) -> ProviderFakes:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:

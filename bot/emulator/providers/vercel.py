@@ -44,7 +44,7 @@ class VercelDeployment:
     author: str = "octocat"
     bad: bool = False
 
-    def to_json(self, project: "VercelProject") -> dict[str, Any]:
+    def to_json(self, project: VercelProject) -> dict[str, Any]:
         return {
             "uid": self.uid,
             "name": project.name,
