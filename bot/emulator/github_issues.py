@@ -1,8 +1,8 @@
 """A local fake of GitHub's issues API, enough for PyGithub to open and edit issues.
 
 Answers in the shapes of GitHub's REST API as PyGithub's recorded exchanges
-show them (``tests/ReplayData`` in PyGithub; samples in the shared
-``specs/github/``): repositories, issues with labels, listing with filters and
+show them (``tests/ReplayData`` in PyGithub; samples vendored in
+``tests/specs/github/``): repositories, issues with labels, listing with filters and
 ``Link`` pagination, 401/404/422 errors. Every exchange is recorded and can be
 written out in PyGithub's recording format (:meth:`GitHubIssuesFake.recording`);
 :func:`parse_recording` reads that format back.

@@ -1,6 +1,6 @@
 """GitHub Actions provider (through PyGithub) against the local GitHub fake, whose
 requests and answers are compared with PyGithub's recordings of the real API
-(``specs/github/*.txt``)."""
+(``tests/specs/github/*.txt``)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from bot.emulator.providers import Fault, GitHubFake
 from bot.playbooks.models import GithubActionsConfig
 from bot.providers.base import AmbiguousTriggerError, InvalidTarget, ProviderRejected, RollbackState
 from bot.providers.github_actions import WORKFLOW_INPUTS, GithubActionsProvider
-from tests.shared_specs import SPECS_DIR, spec_path
+from tests.support.specs import SPECS_DIR, spec_path
 
 REPO = "acme/shop"
 

@@ -81,7 +81,7 @@ def vercel_validator(request: RecordedRequest) -> list[str]:
 
 
 def github_recording_validator(request: RecordedRequest) -> list[str]:
-    """Every call must be one PyGithub was recorded making (specs/github), shaped alike."""
+    """Every call must be one PyGithub was recorded making (tests/specs/github), shaped alike."""
     kind = (request.method, _template(request.path))
     if kind in NOT_RECORDED:
         return []

@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from tests.shared_specs import spec_path
+from tests.support.specs import spec_path
 
 SPEC_PARTS = ("slack", "slack_web_openapi_v2.json")
 
