@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Arguments go through to `firebreak demo`: make demo ARGS="--no-browser --port 8500"
+ARGS ?=
+
 demo: $(STAMP)
-	$(BIN)/firebreak demo
+	$(BIN)/firebreak demo $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
