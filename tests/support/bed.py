@@ -153,9 +153,15 @@ def bed_settings(database_url: str, emu: SlackEmulator, **overrides: Any) -> Set
     return Settings(_env_file=None, **values)
 
 
+def bed_emulator(**options: Any) -> SlackEmulator:
+    """The fake Slack of the bed: the bot's token, every call checked against Slack's OpenAPI."""
+    return SlackEmulator(bot_token=BOT_TOKEN, validator=slack_openapi_validator(), **options)
+
+
 async def start_bed(database_url: str, *, settings_overrides: dict[str, Any] | None = None,
-                    clock: ManualClock | None = None):
-    emu = SlackEmulator(bot_token=BOT_TOKEN, validator=slack_openapi_validator())
+                    clock: ManualClock | None = None, emu: SlackEmulator | None = None):
+    """The bot against ``emu``, which this starts (by default a new :func:`bed_emulator`)."""
+    emu = emu or bed_emulator()
     await emu.start()
     clock = clock or ManualClock()
     settings = bed_settings(database_url, emu, **(settings_overrides or {}))
