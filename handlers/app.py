@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -159,14 +160,24 @@ def _well_shaped(request: AsyncBoltRequest) -> bool:
     return True
 
 
+SOCKET_PING_SECONDS = 5  # a dropped socket is noticed within this and replaced
+
+
 def add_socket_mode(app: web.Application, app_token: str) -> None:
-    """Receive Slack's requests over Socket Mode for as long as the application runs."""
+    """Receive Slack's requests over Socket Mode for as long as the application runs.
+
+    The connection is opened in the background (and re-opened whenever it drops): the
+    rest of Firebreak (web pages, the worker, pages already due) never waits for Slack.
+    """
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     async def socket_mode(app: web.Application):
-        handler = AsyncSocketModeHandler(app[BOLT], app_token)
-        await handler.connect_async()
+        handler = AsyncSocketModeHandler(app[BOLT], app_token, ping_interval=SOCKET_PING_SECONDS)
+        connecting = asyncio.get_running_loop().create_task(handler.connect_async(),
+                                                            name="slack socket mode")
         yield
+        connecting.cancel()
+        await asyncio.gather(connecting, return_exceptions=True)
         await handler.close_async()
 
     app.cleanup_ctx.append(socket_mode)

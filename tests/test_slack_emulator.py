@@ -650,9 +650,10 @@ SCHEMA_CHECKED = {
 
 async def test_sdk_calls_of_every_method_pass_the_spec() -> None:
     validator = slack_openapi_validator()
-    async with SlackEmulator(validator=validator) as emu:
+    async with SlackEmulator(validator=validator, app_token="xapp-1-socket-mode") as emu:
         client = AsyncWebClient(token=emu.bot_token, base_url=emu.api_url)
         await client.auth_test()
+        await AsyncWebClient(base_url=emu.api_url).apps_connections_open(app_token="xapp-1-socket-mode")
         channel = await new_channel(client)
         await client.conversations_invite(channel=channel, users=[AVA, BEN])
         await client.conversations_setTopic(channel=channel, topic="P1")
