@@ -60,7 +60,7 @@ async def test_a_pinned_message_keeps_its_original_utc_time(bed) -> None:
 
 async def test_a_page_acknowledged_from_its_dm_shows_when_it_was_sent_in_utc(bed) -> None:
     """When the page's record does not name its message, the time comes from the DM's ts."""
-    number, channel = await _open(bed)
+    _, channel = await _open(bed)
     assert "Paged" in await bed.run_command(f"page <@{DANA}> look at the index", channel=channel)
     [dm] = [m for m in bed.emu.dms(DANA) if (m.text or "").startswith("Page: ")]
     async with bed.rt.sessions() as session:

@@ -20,6 +20,7 @@ composition: ``GitHubIssuesFake.add_routes(its_app)``.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
@@ -28,7 +29,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -176,7 +177,7 @@ class GitHubIssuesFake:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> GitHubIssuesFake:
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -425,8 +426,6 @@ def _reset(request: web.Request) -> None:
         return
     sock = transport.get_extra_info("socket")
     if sock is not None:
-        try:  # SO_LINGER 0: the peer sees a reset, not an orderly close
+        with contextlib.suppress(OSError):  # SO_LINGER 0: the peer sees a reset, not an orderly close
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
     transport.abort()

@@ -10,13 +10,14 @@ API envelopes to ``on_event``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from aiohttp import web
 
@@ -212,7 +213,7 @@ class SlackEmulator:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> SlackEmulator:
+    async def __aenter__(self) -> Self:
         if self._runner is None:
             await self.start()
         return self
@@ -272,7 +273,7 @@ class SlackEmulator:
                 outcome = self.validator(method, params)
                 if inspect.isawaitable(outcome):
                     await outcome
-            except Exception as exc:  # any complaint of the hook is a violation, whatever its type
+            except Exception as exc:  # noqa: BLE001 - any complaint of the hook is a violation, whatever its type
                 self.violations.append(Violation(method, params, str(exc)))
                 return 200, SlackApiFailure("invalid_arguments", f"[ERROR] {exc}").to_body(), {}
         if method in RETIRED_METHODS:
@@ -950,10 +951,9 @@ def _decode_json_params(raw: dict[str, Any]) -> dict[str, Any]:
     for key in JSON_PARAMS & params.keys():
         value = params[key]
         if isinstance(value, str) and value.strip():
-            try:
+            # Left as text when it is not JSON: the method answers invalid_blocks_format / invalid_arguments.
+            with contextlib.suppress(json.JSONDecodeError):
                 params[key] = json.loads(value)
-            except json.JSONDecodeError:
-                pass  # left as text: the method answers invalid_blocks_format / invalid_arguments
     return params
 
 

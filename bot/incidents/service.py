@@ -122,12 +122,12 @@ async def open_incident(
     title = _clean(title, limit=TITLE_MAX, what="title")
     if not title:
         raise IncidentError("An incident needs a title.")
-    if delivery_key is not None:
-        if not await jobs.claim_delivery(session=session, key=delivery_key, kind="open", now=now):
-            earlier = await jobs.delivery_result(session=session, key=delivery_key)
-            if earlier and earlier.startswith("INC-"):
-                return OpenResult(await get_incident(session=session, number=int(earlier[4:])), False)
-            raise IncidentError("This request was already handled.")
+    if delivery_key is not None and not await jobs.claim_delivery(
+            session=session, key=delivery_key, kind="open", now=now):
+        earlier = await jobs.delivery_result(session=session, key=delivery_key)
+        if earlier and earlier.startswith("INC-"):
+            return OpenResult(await get_incident(session=session, number=int(earlier[4:])), False)
+        raise IncidentError("This request was already handled.")
     unfinished = (
         await session.execute(
             select(Incident).where(

@@ -163,12 +163,12 @@ class SocketModeBed(Bed):
 
 
 def bed_settings(database_url: str, emu: SlackEmulator, **overrides: Any) -> Settings:
-    values: dict[str, Any] = dict(
-        slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
-        slack_api_url=emu.api_url, database_url=database_url,
-        playbooks_dir=str(REPO / "playbooks"), announce_channel=ANNOUNCE,
-        display_timezone="America/New_York", run_workers=False,
-    )
+    values: dict[str, Any] = {
+        "slack_bot_token": BOT_TOKEN, "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": emu.api_url, "database_url": database_url,
+        "playbooks_dir": str(REPO / "playbooks"), "announce_channel": ANNOUNCE,
+        "display_timezone": "America/New_York", "run_workers": False,
+    }
     values.update(overrides)
     return Settings(_env_file=None, **values)
 

@@ -688,10 +688,10 @@ def _created_filter(expression: str) -> Any:
             if bound is None:
                 return None
             return {
-                ">=": lambda t: utc(t) >= bound,
-                "<=": lambda t: utc(t) <= bound,
-                ">": lambda t: utc(t) > bound,
-                "<": lambda t: utc(t) < bound,
+                ">=": lambda t, bound=bound: utc(t) >= bound,
+                "<=": lambda t, bound=bound: utc(t) <= bound,
+                ">": lambda t, bound=bound: utc(t) > bound,
+                "<": lambda t, bound=bound: utc(t) < bound,
             }[op]
     if ".." in expression:
         low, high = (parse(p) for p in expression.split("..", 1))
