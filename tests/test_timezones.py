@@ -38,11 +38,10 @@ async def test_a_pinned_message_keeps_its_original_utc_time(bed) -> None:
     _, channel = await _open(bed)
     await bed.emu.user_post_message(OTHER, channel, "p99 is 4 s since the deploy")
     message = bed.emu.messages(channel)[-1]
-    event = {"type": "pin_added", "user": OTHER, "channel_id": channel,
-             "item": {"type": "message", "channel": channel,
-                      "message": {"type": "message", "user": OTHER, "text": message.text, "ts": message.ts}},
-             "event_ts": message.ts}
-    assert (await bed.event(event)).status == 200
+    sent = []
+    bed.emu.on_event = lambda envelope: _deliver(bed, envelope, sent)  # signed, to /slack/events
+    await bed.emu.user_pin(OTHER, channel, message.ts)
+    assert [s.status for s in sent] == [200]
 
     async def pinned() -> list[TimelineEvent]:
         async with bed.rt.sessions() as session:
@@ -56,6 +55,10 @@ async def test_a_pinned_message_keeps_its_original_utc_time(bed) -> None:
         await asyncio.sleep(0.01)
     [event_row] = found
     assert event_row.occurred_at == datetime.fromtimestamp(float(message.ts), tz=UTC)
+
+
+async def _deliver(bed, envelope: dict, sent: list) -> None:
+    sent.append(await bed.event(envelope["event"], event_id=envelope["event_id"]))
 
 
 async def test_a_page_acknowledged_from_its_dm_shows_when_it_was_sent_in_utc(bed) -> None:
