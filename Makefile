@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install browser
+.PHONY: demo test lint install browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Arguments go through to `firebreak demo`: make demo ARGS="--no-browser --port 8500"
+ARGS ?=
+
 demo: $(STAMP)
-	$(BIN)/firebreak demo
+	$(BIN)/firebreak demo $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check bot handlers tests bench
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -127,9 +127,9 @@ def describe_code(bot_src: str | None) -> str:
     if bot_src:
         return f"bot code from {bot_src}"
     rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                         capture_output=True, text=True).stdout.strip()
+                         capture_output=True, text=True, check=False).stdout.strip()
     dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "bot", "handlers"],
-                           capture_output=True, text=True).stdout.strip()
+                           capture_output=True, text=True, check=False).stdout.strip()
     return f"bot code at {rev}" + (" (+ uncommitted changes in bot/ or handlers/)" if dirty else "")
 
 

@@ -44,7 +44,7 @@ USERS = ["U024BE7LH", "U0G9QF9C6", "U1H2J3K4L", "U2D4N5A6K"]
 def _event(incident_id: int, n: int) -> dict:
     when = START + timedelta(seconds=n + 1)
     actor = USERS[n % len(USERS)]
-    base = dict(incident_id=incident_id, occurred_at=when, recorded_at=when, actor=actor)
+    base = {"incident_id": incident_id, "occurred_at": when, "recorded_at": when, "actor": actor}
     if n % 50 == 0:
         return {**base, "kind": "page_delivered", "actor": "firebreak",
                 "text": f"Paged <@{actor}> (oncall:backend, level {n % 3 + 1})",

@@ -30,7 +30,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,7 @@ PYTHON = sys.executable
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (``q`` in 0..1) of a non-empty list."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))]
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
 @dataclass
@@ -143,12 +143,14 @@ class Process:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self, *, timeout: float = 30) -> Process:
-        log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        self.proc = await asyncio.to_thread(self._spawn)  # fork and exec off the event loop
         await self.wait_ready(timeout=timeout)
         return self
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        with open(self.log_path, "wb") as log:
+            return subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
 
     async def wait_ready(self, *, timeout: float = 30) -> None:
         import aiohttp
@@ -232,7 +234,7 @@ def migrate(database_url: str, *, bot_src: str | None = None, workdir: str) -> N
     """``firebreak db upgrade`` (``serve`` migrates only SQLite itself)."""
     env = _bot_env({**os.environ, "DATABASE_URL": database_url}, bot_src)
     done = subprocess.run([*firebreak_cli(), "db", "upgrade"], env=env, cwd=workdir,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     if done.returncode:
         raise RuntimeError(f"firebreak db upgrade failed:\n{done.stdout}{done.stderr}")
 
@@ -483,10 +485,8 @@ def timed_pagerduty() -> Any:
 
         async def _enqueue(self, request: web.Request) -> web.Response:
             arrived = time.perf_counter()
-            try:
+            with suppress(ValueError):
                 self.arrivals.append((arrived, json.loads(await request.text())))
-            except ValueError:
-                pass
             return await super()._enqueue(request)
 
     return TimedPagerDuty(routing_keys={PD_ROUTING_KEY})

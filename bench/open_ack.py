@@ -23,7 +23,7 @@ from tests.support.bed import start_bed, stop_bed
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def main(requests: int, database_url: str | None) -> None:

@@ -90,7 +90,7 @@ async def _bench(service: str, rollbacks: int, url: str, tmp: Path) -> list[floa
             sent = await world.bed.click(user=AVA, channel=preview.channel_id, message_ts=preview.ts,
                                          action_id=ActionId.ROLLBACK_CONFIRM)
             assert sent.status == 200
-            await world.bed.wait_for(lambda: len(arrivals) > before, timeout=30)
+            await world.bed.wait_for(lambda before=before: len(arrivals) > before, timeout=30)
             latencies.append((arrivals[before] - started) * 1000)
             finished = await world.drive(max_steps=200)
             previous = finished.current_id

@@ -152,11 +152,11 @@ async def run_part(name: str, replicas: int, server_url: str | None, args: argpa
     n = args.incidents
     checks = [
         (f"incidents in the database: {incidents}", incidents == n),
-        (f"incident channels at the fake Slack: {seen['channels']} "
-         f"({seen['distinct channel incidents']} distinct incidents)",
+        ((f"incident channels at the fake Slack: {seen['channels']} "
+          f"({seen['distinct channel incidents']} distinct incidents)"),
          seen["channels"] == n and seen["distinct channel incidents"] == n),
-        (f"first-level pages at the PagerDuty fake: {seen['paged incidents']} distinct incidents, "
-         f"{seen['page requests']} trigger requests", seen["paged incidents"] == n and seen["page requests"] == n),
+        ((f"first-level pages at the PagerDuty fake: {seen['paged incidents']} distinct incidents, "
+          f"{seen['page requests']} trigger requests"), seen["paged incidents"] == n and seen["page requests"] == n),
         (f"slowest answer: {max(latencies):.0f} ms over {len(samples)} deliveries (< {SLACK_DEADLINE_MS} ms)",
          max(latencies) < SLACK_DEADLINE_MS),
         (f"non-200 answers or transport errors: {len(non200)}", not non200),

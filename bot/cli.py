@@ -96,6 +96,21 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run_export(settings, args))
 
 
+def cmd_slack_manifest(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.slack.manifest import manifest_yaml
+
+    if not args.url and not args.socket_mode:
+        print("firebreak: give --url https://<your host> (Slack sends requests to <url>/slack/events), "
+              "or --socket-mode", file=sys.stderr)
+        return 2
+    try:
+        print(manifest_yaml(args.url, socket_mode=args.socket_mode), end="")
+    except ValueError as exc:
+        print(f"firebreak: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="firebreak", description="Incident and rollback bot for Slack")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -113,6 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
     check = pb_sub.add_parser("check", help="validate playbooks and show who would be paged")
     check.add_argument("--at", help="ISO 8601 time, or 'YYYY-MM-DDTHH:MM Area/City'")
     check.set_defaults(func=cmd_playbooks_check)
+    slack = sub.add_parser("slack", help="the Slack app")
+    slack_sub = slack.add_subparsers(dest="slack_command", required=True)
+    app_manifest = slack_sub.add_parser(
+        "manifest", help="print the Slack app manifest: create the app from it at api.slack.com/apps")
+    app_manifest.add_argument("--url", help="Firebreak's public https URL (Slack sends requests to <url>/slack/events)")
+    app_manifest.add_argument("--socket-mode", action="store_true",
+                              help="receive Slack's requests over Socket Mode (SLACK_APP_TOKEN) instead of HTTP")
+    app_manifest.set_defaults(func=cmd_slack_manifest)
     export = sub.add_parser("export", help="export an incident's post-mortem")
     export.add_argument("incident", help="INC-n")
     export.add_argument("--format", choices=["md", "json", "html", "github"], default="md")

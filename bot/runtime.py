@@ -20,6 +20,7 @@ from bot.playbooks.loader import Playbooks, load_playbooks
 from bot.plugins import concern_installers
 from bot.slack.client import make_slack_client
 from bot.slack.effects import SlackEffects
+from bot.slack.identity import BotIdentity
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class Runtime:
     playbooks: Playbooks
     worker: Worker
     effects: SlackEffects
+    identity: BotIdentity
     background: BackgroundWork = field(default_factory=BackgroundWork)
     http: aiohttp.ClientSession | None = None
     extras: dict[str, object] = field(default_factory=dict)
@@ -51,12 +53,14 @@ class Runtime:
             self.slack.session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.slack.timeout))
             self._own_slack_session = self.slack.session
+        self.identity.start()  # in the background: nothing waits for Slack to answer
         if self.settings.run_workers if run_workers is None else run_workers:
             self.worker.start()
 
     async def close(self) -> None:
         await self.background.drain()
         await self.worker.stop()
+        await self.identity.stop()
         if self.http is not None:
             await self.http.close()
             self.http = None
@@ -82,12 +86,14 @@ def build_runtime(
     slack = slack or make_slack_client(settings)
     worker = Worker(sessions=sessions, clock=clock, poll_seconds=settings.worker_poll_seconds,
                     lease=timedelta(seconds=settings.worker_lease_seconds))
+    identity = BotIdentity(sessions=sessions, client=slack, clock=clock)
     runtime = Runtime(settings=settings, clock=clock, engine=engine, sessions=sessions,
                       slack=slack, playbooks=playbooks, worker=worker, effects=None,  # type: ignore[arg-type]
+                      identity=identity,
                       background=BackgroundWork(concurrency=settings.work_concurrency,
                                                 queue_limit=settings.work_queue_limit))
     runtime.effects = SlackEffects(sessions=sessions, client=slack, settings=settings, clock=clock,
-                                   runbook_for=runtime.runbook_for)
+                                   runbook_for=runtime.runbook_for, identity=identity)
     for kind, handler in runtime.effects.handlers().items():
         worker.register(kind, handler)
     for concern in concern_installers():

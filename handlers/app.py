@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.logger.messages import warning_token_skipped
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 import handlers
@@ -25,18 +29,51 @@ BOLT = web.AppKey("bolt", AsyncApp)
 SIGNING_SECRET = web.AppKey("slack_signing_secret", object)  # str, or None (no check: Socket Mode)
 
 
+def identity_authorize(rt: Runtime) -> Callable[..., Awaitable[AuthorizeResult]]:
+    """Bolt's ``authorize``: the bot token and whatever is known of the bot's identity
+    (``bot.slack.identity``), never a call to Slack. Bolt's default asks ``auth.test`` on
+    the request's path and, while Slack is down, answers the request with an error
+    instead of running it."""
+    token = rt.slack.token
+
+    # Bolt passes the arguments this function names.
+    async def authorize(enterprise_id: str | None, team_id: str | None,
+                        user_id: str | None) -> AuthorizeResult:
+        known = rt.identity.for_team(team_id)
+        return AuthorizeResult(
+            enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, bot_token=token,
+            bot_user_id=known.user_id if known else None, bot_id=known.bot_id if known else None)
+
+    return authorize
+
+
+class _WithoutTokenIgnoredWarning(logging.Filter):
+    """Bolt warns that the client's token is ignored when ``authorize`` is given; it is not
+    (``authorize`` hands it back on every request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_token_skipped()
+
+
 def build_bolt_app(rt: Runtime) -> AsyncApp:
     secret = rt.settings.slack_signing_secret
-    app = AsyncApp(
-        client=rt.slack,
-        signing_secret=secret.get_secret_value() if secret else None,
-        # Listeners ack, hand their work to rt.background (handlers.common.ack_then) and
-        # return, so the answer leaves at once. (With False, Bolt polls for the ack every
-        # 10 ms and runs every listener unbounded on the loop that also answers Slack.)
-        process_before_response=True,
-        request_verification_enabled=not rt.settings.socket_mode,
-        logger=logging.getLogger("firebreak.bolt"),
-    )
+    bolt_log = logging.getLogger("firebreak.bolt")
+    quiet = _WithoutTokenIgnoredWarning()
+    bolt_log.addFilter(quiet)
+    try:
+        app = AsyncApp(
+            client=rt.slack,
+            authorize=identity_authorize(rt),
+            signing_secret=secret.get_secret_value() if secret else None,
+            # Listeners ack, hand their work to rt.background (handlers.common.ack_then) and
+            # return, so the answer leaves at once. (With False, Bolt polls for the ack every
+            # 10 ms and runs every listener unbounded on the loop that also answers Slack.)
+            process_before_response=True,
+            request_verification_enabled=not rt.settings.socket_mode,
+            logger=bolt_log,
+        )
+    finally:
+        bolt_log.removeFilter(quiet)
     handlers.register(app, rt)
     return app
 
@@ -123,14 +160,24 @@ def _well_shaped(request: AsyncBoltRequest) -> bool:
     return True
 
 
+SOCKET_PING_SECONDS = 5  # a dropped socket is noticed within this and replaced
+
+
 def add_socket_mode(app: web.Application, app_token: str) -> None:
-    """Receive Slack's requests over Socket Mode for as long as the application runs."""
+    """Receive Slack's requests over Socket Mode for as long as the application runs.
+
+    The connection is opened in the background (and re-opened whenever it drops): the
+    rest of Firebreak (web pages, the worker, pages already due) never waits for Slack.
+    """
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     async def socket_mode(app: web.Application):
-        handler = AsyncSocketModeHandler(app[BOLT], app_token)
-        await handler.connect_async()
+        handler = AsyncSocketModeHandler(app[BOLT], app_token, ping_interval=SOCKET_PING_SECONDS)
+        connecting = asyncio.get_running_loop().create_task(handler.connect_async(),
+                                                            name="slack socket mode")
         yield
+        connecting.cancel()
+        await asyncio.gather(connecting, return_exceptions=True)
         await handler.close_async()
 
     app.cleanup_ctx.append(socket_mode)

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import time
+
+# The whole suite runs in a zone that is not UTC, so that a naive local-time conversion
+# (``datetime.fromtimestamp(ts)`` without ``tz=``) shifts a time by hours and fails a test.
+# Set before anything below is imported, and re-read by the C library at once.
+os.environ["TZ"] = "America/Los_Angeles"
+time.tzset()
+
 from collections.abc import AsyncIterator
 
 import pytest

@@ -11,8 +11,8 @@ T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 
 
 def _incident(**kw) -> Incident:
-    values = dict(number=12, title="Checkout is failing", severity=Severity.P1, reporter_id="U1",
-                  opened_at=T0, updated_at=T0, state=IncidentState.OPEN, service="api")
+    values = {"number": 12, "title": "Checkout is failing", "severity": Severity.P1, "reporter_id": "U1",
+              "opened_at": T0, "updated_at": T0, "state": IncidentState.OPEN, "service": "api"}
     values.update(kw)
     return Incident(**values)
 

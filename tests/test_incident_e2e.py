@@ -119,7 +119,7 @@ async def test_open_alone_opens_the_modal_and_submission_opens_incident(bed):
     sent = await bed.command("open")
     assert sent.status == 200
     await bed.wait_for(lambda: bed.emu.views)
-    view = list(bed.emu.views.values())[0] if isinstance(bed.emu.views, dict) else bed.emu.views[0]
+    view = next(iter(bed.emu.views.values())) if isinstance(bed.emu.views, dict) else bed.emu.views[0]
     payload = bed.emu.view_submission(REPORTER, view.id, {
         "modal_severity": {"severity": {"type": "static_select", "selected_option": {"value": "P2"}}},
         "modal_title": {"title": {"type": "plain_text_input", "value": "Search is slow"}},
@@ -135,7 +135,7 @@ async def test_open_alone_opens_the_modal_and_submission_opens_incident(bed):
 async def test_modal_with_empty_title_is_refused_inline(bed):
     await bed.command("open")
     await bed.wait_for(lambda: bed.emu.views)
-    view = list(bed.emu.views.values())[0] if isinstance(bed.emu.views, dict) else bed.emu.views[0]
+    view = next(iter(bed.emu.views.values())) if isinstance(bed.emu.views, dict) else bed.emu.views[0]
     payload = bed.emu.view_submission(REPORTER, view.id, {
         "modal_severity": {"severity": {"type": "static_select", "selected_option": {"value": "P2"}}},
         "modal_title": {"title": {"type": "plain_text_input", "value": "   "}},

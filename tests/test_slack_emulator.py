@@ -89,10 +89,10 @@ async def test_missing_or_wrong_token_is_refused(emu: SlackEmulator) -> None:
 
 
 async def test_form_encoded_token_is_accepted(emu: SlackEmulator) -> None:
-    async with aiohttp.ClientSession() as session:
-        async with session.post(emu.api_url + "auth.test", data={"token": emu.bot_token}) as response:
-            assert response.status == 200
-            assert (await response.json())["ok"] is True
+    async with aiohttp.ClientSession() as session, \
+            session.post(emu.api_url + "auth.test", data={"token": emu.bot_token}) as response:
+        assert response.status == 200
+        assert (await response.json())["ok"] is True
 
 
 async def test_unknown_method(client: AsyncWebClient) -> None:
@@ -650,9 +650,10 @@ SCHEMA_CHECKED = {
 
 async def test_sdk_calls_of_every_method_pass_the_spec() -> None:
     validator = slack_openapi_validator()
-    async with SlackEmulator(validator=validator) as emu:
+    async with SlackEmulator(validator=validator, app_token="xapp-1-socket-mode") as emu:
         client = AsyncWebClient(token=emu.bot_token, base_url=emu.api_url)
         await client.auth_test()
+        await AsyncWebClient(base_url=emu.api_url).apps_connections_open(app_token="xapp-1-socket-mode")
         channel = await new_channel(client)
         await client.conversations_invite(channel=channel, users=[AVA, BEN])
         await client.conversations_setTopic(channel=channel, topic="P1")

@@ -73,5 +73,5 @@ async def database_ready(engine: AsyncEngine) -> bool:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001 - a readiness probe answers "not ready" to any failure, never an error
         return False

@@ -31,7 +31,7 @@ from aiohttp import web
 
 from bot.demo.delivery import SlackDelivery
 from bot.demo.simulated import LoggedRequest, SimulatedWorld
-from bot.emulator import SlackEmulator, SlackView, StateChange
+from bot.emulator import SlackApiFailure, SlackEmulator, SlackView, StateChange
 
 log = logging.getLogger(__name__)
 
@@ -367,8 +367,8 @@ async def pin(request: web.Request) -> web.Response:
         await console.emulator.user_pin(user, channel, ts)
     except (LookupError, PermissionError) as exc:
         return _refused(str(exc).strip("'\""))
-    except Exception as exc:  # e.g. already_pinned from the emulator
-        return _refused(getattr(exc, "error", None) or str(exc))
+    except SlackApiFailure as exc:  # e.g. already_pinned
+        return _refused(exc.error)
     return web.json_response({"ok": True})
 
 
@@ -381,8 +381,8 @@ async def react(request: web.Request) -> web.Response:
         await console.emulator.user_add_reaction(user, channel, ts, name)
     except (LookupError, PermissionError) as exc:
         return _refused(str(exc).strip("'\""))
-    except Exception as exc:  # e.g. already_reacted
-        return _refused(getattr(exc, "error", None) or str(exc))
+    except SlackApiFailure as exc:  # e.g. already_reacted
+        return _refused(exc.error)
     return web.json_response({"ok": True})
 
 

@@ -62,8 +62,8 @@ def banner(stack: DemoStack, *, seconds: float, log_path: Path) -> str:
         if stack.world else ""
     lines = [
         "",
-        f"Firebreak demo is running (ready in {seconds:.1f} s) — everything on 127.0.0.1, "
-        "no Slack account, nothing leaves this machine.",
+        (f"Firebreak demo is running (ready in {seconds:.1f} s) — everything on 127.0.0.1, "
+         "no Slack account, nothing leaves this machine."),
         "",
         f"  Console   {stack.console_url}",
         f"  Bot       {stack.bot_url}   (Slack requests at /slack/events, signed by the console)",

@@ -81,7 +81,7 @@ class RequestLog:
         async def record(request: web.Request, response: web.StreamResponse) -> None:
             try:
                 request_text = await request.text() if request.body_exists else ""
-            except Exception:  # the body may be gone when a fault dropped the connection
+            except Exception:  # noqa: BLE001 - the body may be gone after a fault dropped the connection; the log must not fail the response
                 request_text = ""
             body = getattr(response, "body", None)
             response_text = body.decode("utf-8", "replace") if isinstance(body, bytes) else ""
@@ -194,15 +194,15 @@ class SimulatedWorld:
 
     def settings(self) -> dict[str, Any]:
         """The bot's settings that point it at the simulated services."""
-        values: dict[str, Any] = dict(
-            render_api_url=self.render.api_url, render_api_key=RENDER_KEY,
-            railway_api_url=self.railway.api_url, railway_api_token=RAILWAY_TOKEN,
-            vercel_api_url=self.vercel.api_url, vercel_token=VERCEL_TOKEN,
-            heroku_api_url=self.heroku.api_url, heroku_api_key=HEROKU_KEY,
-            github_api_url=self.github.api_url, github_token=GITHUB_TOKEN,
-            pagerduty_events_url=self.pagerduty.url,
-            opsgenie_api_url=self.opsgenie.url, opsgenie_api_key=OPSGENIE_KEY,
-        )
+        values: dict[str, Any] = {
+            "render_api_url": self.render.api_url, "render_api_key": RENDER_KEY,
+            "railway_api_url": self.railway.api_url, "railway_api_token": RAILWAY_TOKEN,
+            "vercel_api_url": self.vercel.api_url, "vercel_token": VERCEL_TOKEN,
+            "heroku_api_url": self.heroku.api_url, "heroku_api_key": HEROKU_KEY,
+            "github_api_url": self.github.api_url, "github_token": GITHUB_TOKEN,
+            "pagerduty_events_url": self.pagerduty.url,
+            "opsgenie_api_url": self.opsgenie.url, "opsgenie_api_key": OPSGENIE_KEY,
+        }
         return values
 
     def status(self) -> dict[str, Any]:

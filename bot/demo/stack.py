@@ -21,7 +21,7 @@ import secrets
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -216,7 +216,7 @@ class DemoStack:
         if self.world is not None:
             await self.world.stop()
 
-    async def __aenter__(self) -> DemoStack:
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:

@@ -1,8 +1,8 @@
 """A local fake of GitHub's issues API, enough for PyGithub to open and edit issues.
 
 Answers in the shapes of GitHub's REST API as PyGithub's recorded exchanges
-show them (``tests/ReplayData`` in PyGithub; samples in the shared
-``specs/github/``): repositories, issues with labels, listing with filters and
+show them (``tests/ReplayData`` in PyGithub; samples vendored in
+``tests/specs/github/``): repositories, issues with labels, listing with filters and
 ``Link`` pagination, 401/404/422 errors. Every exchange is recorded and can be
 written out in PyGithub's recording format (:meth:`GitHubIssuesFake.recording`);
 :func:`parse_recording` reads that format back.
@@ -20,6 +20,7 @@ composition: ``GitHubIssuesFake.add_routes(its_app)``.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
@@ -28,7 +29,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -176,7 +177,7 @@ class GitHubIssuesFake:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> GitHubIssuesFake:
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -425,8 +426,6 @@ def _reset(request: web.Request) -> None:
         return
     sock = transport.get_extra_info("socket")
     if sock is not None:
-        try:  # SO_LINGER 0: the peer sees a reset, not an orderly close
+        with contextlib.suppress(OSError):  # SO_LINGER 0: the peer sees a reset, not an orderly close
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
     transport.abort()

@@ -10,19 +10,21 @@ API envelopes to ``on_event``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from aiohttp import web
 
 from bot.clock import Clock
 from bot.emulator.slack_blocks import check_message_blocks, check_message_text
 from bot.emulator.slack_methods import Params, SlackWebApi, StateChange
+from bot.emulator.slack_socket import SocketModeServer
 from bot.emulator.slack_state import (
     Bookmark,
     EphemeralMessage,
@@ -53,6 +55,10 @@ JSON_PARAMS = frozenset({"attachments", "blocks", "files", "metadata", "view", "
 RETIRED_METHODS = frozenset({"files.upload", "channels.create", "channels.invite", "channels.history", "im.open"})
 
 RESPONSE_URL_MAX_USES = 5
+
+# Methods called with an app-level token (xapp-): every other method refuses one, and these
+# refuse a bot token (``not_allowed_token_type``).
+APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 
 # ``app[EMULATOR_KEY]`` is the emulator serving an application, for whoever mounts ``emu.app``.
 EMULATOR_KEY: web.AppKey[SlackEmulator] = web.AppKey("slack_emulator")
@@ -109,6 +115,7 @@ class SlackEmulator:
         self,
         bot_token: str = "xoxb-test",
         *,
+        app_token: str | None = None,
         team_id: str = "T0FIREBRK",
         team_name: str = "Firebreak Demo",
         team_domain: str = "firebreak-demo",
@@ -156,6 +163,11 @@ class SlackEmulator:
         self.events: list[dict[str, Any]] = []
         self.event_errors: list[BaseException] = []
         self._tokens = {bot_token}
+        self._app_tokens = {app_token} if app_token else set()
+        self.socket_mode = SocketModeServer(self)
+        self._app_methods: dict[str, Callable[[Params], dict[str, Any]]] = {
+            "apps.connections.open": lambda params: {"url": self.socket_mode.new_url()},
+        }
         self._faults: dict[str, list[_Fault]] = {}
         self._fractions: dict[str, _RateLimitFraction] = {}
         self._delays: dict[str, float] = {}
@@ -174,6 +186,7 @@ class SlackEmulator:
         app.router.add_post("/upload/v1/{token}", self._handle_upload)
         app.router.add_get("/files/{file_id}/{name}", self._handle_download)
         app.router.add_post("/response/{token}", self._handle_response_url)
+        app.router.add_get("/link/", self.socket_mode.handle)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> SlackEmulator:
@@ -195,11 +208,12 @@ class SlackEmulator:
             task.cancel()
         if self._listener_tasks:
             await asyncio.gather(*self._listener_tasks, return_exceptions=True)
+        await self.socket_mode.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> SlackEmulator:
+    async def __aenter__(self) -> Self:
         if self._runner is None:
             await self.start()
         return self
@@ -250,19 +264,21 @@ class SlackEmulator:
             await asyncio.sleep(delay)
         if not token:
             return 200, {"ok": False, "error": "not_authed"}, {}
-        if token not in self._tokens:
+        if token not in self._tokens and token not in self._app_tokens:
             return 200, {"ok": False, "error": "invalid_auth"}, {}
+        if (token in self._app_tokens) != (method in APP_TOKEN_METHODS):
+            return 200, {"ok": False, "error": "not_allowed_token_type"}, {}
         if self.validator is not None:
             try:
                 outcome = self.validator(method, params)
                 if inspect.isawaitable(outcome):
                     await outcome
-            except Exception as exc:  # any complaint of the hook is a violation, whatever its type
+            except Exception as exc:  # noqa: BLE001 - any complaint of the hook is a violation, whatever its type
                 self.violations.append(Violation(method, params, str(exc)))
                 return 200, SlackApiFailure("invalid_arguments", f"[ERROR] {exc}").to_body(), {}
         if method in RETIRED_METHODS:
             return 200, {"ok": False, "error": "method_deprecated"}, {}
-        handler = self.api.handler(method)
+        handler = self.api.handler(method) or self._app_methods.get(method)
         if handler is None:
             return 200, {"ok": False, "error": "unknown_method", "req_method": method}, {}
         injected = self._take_fault(method)
@@ -759,6 +775,10 @@ class SlackEmulator:
         """Accept another token (e.g. a second installation's) as valid."""
         self._tokens.add(token)
 
+    def add_app_token(self, token: str) -> None:
+        """Accept an app-level token (xapp-), for Socket Mode (:attr:`socket_mode`)."""
+        self._app_tokens.add(token)
+
     # -- inspection ---------------------------------------------------------------------------
 
     def calls_to(self, method: str) -> list[RecordedCall]:
@@ -931,10 +951,9 @@ def _decode_json_params(raw: dict[str, Any]) -> dict[str, Any]:
     for key in JSON_PARAMS & params.keys():
         value = params[key]
         if isinstance(value, str) and value.strip():
-            try:
+            # Left as text when it is not JSON: the method answers invalid_blocks_format / invalid_arguments.
+            with contextlib.suppress(json.JSONDecodeError):
                 params[key] = json.loads(value)
-            except json.JSONDecodeError:
-                pass  # left as text: the method answers invalid_blocks_format / invalid_arguments
     return params
 
 

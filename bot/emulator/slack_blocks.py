@@ -276,8 +276,8 @@ def check_view(view: Any) -> None:
         checker.error("/view/blocks", "must be an array")
     else:
         checker.blocks(blocks, "/view/blocks", limit=MAX_VIEW_BLOCKS)
-        if any(isinstance(b, dict) and b.get("type") == "input" for b in blocks) and kind == "modal":
-            if "submit" not in view:
-                checker.error("/view/submit", "must provide a submit button when the view has input blocks")
+        has_inputs = any(isinstance(b, dict) and b.get("type") == "input" for b in blocks)
+        if kind == "modal" and has_inputs and "submit" not in view:
+            checker.error("/view/submit", "must provide a submit button when the view has input blocks")
     if checker.errors:
         raise SlackApiFailure("invalid_arguments", *checker.errors)

@@ -498,9 +498,7 @@ class SlackWebApi:
             ts = float(message.ts)
             if oldest is not None and (ts < oldest or (ts == oldest and not inclusive)):
                 return False
-            if latest is not None and (ts > latest or (ts == latest and not inclusive)):
-                return False
-            return True
+            return not (latest is not None and (ts > latest or (ts == latest and not inclusive)))
 
         return [m for m in messages if inside(m)]
 

@@ -47,8 +47,8 @@ def _when(moment: datetime, rotation: Rotation) -> str:
 def rotation_lines(name: str, rotation: Rotation, now: datetime) -> list[str]:
     current = on_call(rotation, now)
     override = " (override)" if current.override is not None else ""
-    lines = [f"*{name}* · shifts of {_shift_text(rotation)}, handoff {rotation.handoff:%H:%M} "
-             f"{rotation.timezone}"]
+    lines = [(f"*{name}* · shifts of {_shift_text(rotation)}, handoff {rotation.handoff:%H:%M} "
+              f"{rotation.timezone}")]
     if current.primary is None:
         lines.append(f"  now: nobody is on call; the first shift starts {_when(current.shift_end, rotation)}")
     else:

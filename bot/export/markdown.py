@@ -101,8 +101,8 @@ def header(doc: Postmortem, *, with_marker: bool = False) -> str:
               cell(f"{r.from_deploy or '?'} → {r.to_deploy or '?'}"), cell(r.state), _who(r.actor)]
              for r in doc.rollbacks))
         if doc.rollback_total > len(doc.rollbacks):
-            lines += ["", f"_…and {doc.rollback_total - len(doc.rollbacks):,} more rollback "
-                          "events in the timeline below._"]
+            lines += ["", (f"_…and {doc.rollback_total - len(doc.rollbacks):,} more rollback "
+                           "events in the timeline below._")]
     else:
         lines.append("_No rollbacks._")
     lines += ["", "## Pages", ""]
@@ -113,8 +113,8 @@ def header(doc: Postmortem, *, with_marker: bool = False) -> str:
               str(p.level) if p.level is not None else "—", p.status]
              for p in doc.pages))
         if doc.page_total > len(doc.pages):
-            lines += ["", f"_…and {doc.page_total - len(doc.pages):,} more page events in the "
-                          "timeline below._"]
+            lines += ["", (f"_…and {doc.page_total - len(doc.pages):,} more page events in the "
+                           "timeline below._")]
     else:
         lines.append("_No pages._")
     lines += ["", "## Timeline", "",

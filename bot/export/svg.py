@@ -145,10 +145,7 @@ def ticks(scale: Scale, zone: ZoneInfo, *, most: int = 8) -> list[datetime]:
     local_start = scale.start.astimezone(zone)
     naive = local_start.replace(tzinfo=None)
     base = datetime(naive.year, naive.month, naive.day)
-    if seconds >= 86400:
-        offset = 0
-    else:
-        offset = (int((naive - base).total_seconds()) // seconds + 1) * seconds
+    offset = 0 if seconds >= 86400 else (int((naive - base).total_seconds()) // seconds + 1) * seconds
     found = []
     current = base + timedelta(seconds=offset)
     while len(found) < most * 2:
@@ -185,9 +182,9 @@ def render(*, scale: Scale, phase_list: list[Phase], marks: MarkBuckets, zone: Z
            now: datetime, title: str) -> str:
     width = scale.width
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" id="timeline" class="timeline" role="img" '
-        f'viewBox="0 0 {width} {HEIGHT}" width="100%" preserveAspectRatio="xMinYMin meet" '
-        f'aria-labelledby="timeline-title" font-family="system-ui, sans-serif" font-size="11">',
+        (f'<svg xmlns="http://www.w3.org/2000/svg" id="timeline" class="timeline" role="img" '
+         f'viewBox="0 0 {width} {HEIGHT}" width="100%" preserveAspectRatio="xMinYMin meet" '
+         f'aria-labelledby="timeline-title" font-family="system-ui, sans-serif" font-size="11">'),
         f'<title id="timeline-title">{escape(title)}</title>',
         f'<rect x="0" y="0" width="{width}" height="{HEIGHT}" fill="#ffffff"/>',
     ]

@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import utc
 from bot.db.engine import SessionMaker
 from bot.incidents import lifecycle
 from bot.incidents.models import (
@@ -123,12 +122,12 @@ async def open_incident(
     title = _clean(title, limit=TITLE_MAX, what="title")
     if not title:
         raise IncidentError("An incident needs a title.")
-    if delivery_key is not None:
-        if not await jobs.claim_delivery(session=session, key=delivery_key, kind="open", now=now):
-            earlier = await jobs.delivery_result(session=session, key=delivery_key)
-            if earlier and earlier.startswith("INC-"):
-                return OpenResult(await get_incident(session=session, number=int(earlier[4:])), False)
-            raise IncidentError("This request was already handled.")
+    if delivery_key is not None and not await jobs.claim_delivery(
+            session=session, key=delivery_key, kind="open", now=now):
+        earlier = await jobs.delivery_result(session=session, key=delivery_key)
+        if earlier and earlier.startswith("INC-"):
+            return OpenResult(await get_incident(session=session, number=int(earlier[4:])), False)
+        raise IncidentError("This request was already handled.")
     unfinished = (
         await session.execute(
             select(Incident).where(
@@ -362,7 +361,7 @@ async def record_pinned_message(
     via: str,
 ) -> TimelineEvent | None:
     """Add a pinned (or :pushpin:-ed) message with its original time, once per message."""
-    occurred = utc(datetime.fromtimestamp(float(message_ts)))
+    occurred = datetime.fromtimestamp(float(message_ts), tz=UTC)  # a Slack ts is Unix time
     return await record_event(
         session=session, incident=incident, kind=EventKind.PINNED_MESSAGE, now=now,
         actor=author, text=text[:TEXT_MAX] or "(message without text)", occurred_at=occurred,

@@ -46,11 +46,11 @@ async def enqueue(
 
     Returns the new job id, or None when a job with that key already exists.
     """
-    values = dict(
-        kind=kind, due_at=due_at, created_at=now, payload=payload or {},
-        incident_id=incident_id, dedup_key=dedup_key, max_attempts=max_attempts,
-        state=JobState.PENDING.value, attempts=0,
-    )
+    values = {
+        "kind": kind, "due_at": due_at, "created_at": now, "payload": payload or {},
+        "incident_id": incident_id, "dedup_key": dedup_key, "max_attempts": max_attempts,
+        "state": JobState.PENDING.value, "attempts": 0,
+    }
     stmt = _insert(session, Job).values(**values)
     if dedup_key is not None:
         stmt = stmt.on_conflict_do_nothing(index_elements=["dedup_key"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -165,7 +166,7 @@ class Worker:
                 )
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # database down: keep trying, say so once per outage
+            except Exception as exc:  # noqa: BLE001 - database down (or worse): keep trying, say so once per outage
                 if not self._claims_failing:
                     log.warning("worker cannot reach the database (%s); retrying every %gs",
                                 type(exc).__name__, self.poll_seconds)
@@ -183,10 +184,8 @@ class Worker:
                 task.add_done_callback(lambda _: self.wake())
             if jobs:
                 continue
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-            except TimeoutError:
-                pass
 
     def start(self) -> None:
         if self._task is None:
@@ -197,10 +196,8 @@ class Worker:
         self._stopping = True
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)

@@ -55,7 +55,7 @@ class Histogram:
                 self.buckets[index] += 1
 
     def exposition(self) -> list[tuple[str, float]]:
-        pairs = [(str(bound), float(n)) for bound, n in zip(DURATION_BUCKETS, self.buckets)]
+        pairs = [(str(bound), float(n)) for bound, n in zip(DURATION_BUCKETS, self.buckets, strict=True)]
         return [*pairs, ("+Inf", float(self.count))]
 
 

@@ -123,13 +123,13 @@ class _SlackPoster:
         self._dm_channels: dict[str, str] = {}  # user id -> the bot's DM channel with them
 
     async def _post(self, channel: str, request: PageRequest, *, with_button: bool) -> tuple[str, str]:
-        arguments: dict[str, Any] = dict(
-            channel=channel,
-            text=page_fallback_text(request),
-            blocks=build_page_blocks(request, with_button=with_button),
-            unfurl_links=False,
-            unfurl_media=False,
-        )
+        arguments: dict[str, Any] = {
+            "channel": channel,
+            "text": page_fallback_text(request),
+            "blocks": build_page_blocks(request, with_button=with_button),
+            "unfurl_links": False,
+            "unfurl_media": False,
+        }
         metadata = page_metadata(request)
         if metadata is not None:
             arguments["metadata"] = metadata

@@ -106,8 +106,8 @@ class _Report:
     def render(self) -> str:
         playbooks = self.playbooks
         self.lines += [
-            f"Playbooks in {playbooks.directory}: valid "
-            f"({len(playbooks.services)} services, {len(playbooks.rotations)} rotations).",
+            (f"Playbooks in {playbooks.directory}: valid "
+             f"({len(playbooks.services)} services, {len(playbooks.rotations)} rotations)."),
             f"Incident opened at {self._when(self.at)}. This check pages nobody.",
         ]
         self._services()
@@ -159,8 +159,8 @@ class _Report:
         )
         self.lines += [
             "",
-            f"{severity} {info.name}: {info.meaning} "
-            f"(respond within {format_duration(info.respond_within)}{cadence})",
+            (f"{severity} {info.name}: {info.meaning} "
+             f"(respond within {format_duration(info.respond_within)}{cadence})"),
         ]
         levels = matrix.levels(severity)
         for step in matrix.steps(severity):
@@ -208,7 +208,7 @@ class _Report:
         if group not in self.groups:
             try:
                 self.groups[group] = list(self.resolve_group(group))
-            except Exception as exc:  # a resolver talks to Slack: report it, finish the check
+            except Exception as exc:  # noqa: BLE001 - a resolver talks to Slack: report any failure, finish the check
                 self.groups[group] = exc
         members = self.groups[group]
         if isinstance(members, Exception):

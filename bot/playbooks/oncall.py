@@ -106,11 +106,11 @@ def local_to_utc(wall: datetime, zone: ZoneInfo) -> datetime:
     offset_after = instant.astimezone(zone).utcoffset()
     while high - low > 1:
         middle = (low + high) // 2
-        if datetime.fromtimestamp(middle, zone).utcoffset() == offset_after:
+        if datetime.fromtimestamp(middle, tz=zone).utcoffset() == offset_after:
             high = middle
         else:
             low = middle
-    return datetime.fromtimestamp(high, UTC)
+    return datetime.fromtimestamp(high, tz=UTC)
 
 
 def _aware_utc(at: datetime) -> datetime:

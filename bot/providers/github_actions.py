@@ -109,8 +109,8 @@ class GithubActionsProvider:
     @property
     def notes(self) -> tuple[str, ...]:
         return (
-            "GitHub Actions: the rollback is whatever the dispatched workflow does; Firebreak "
-            f"passes the inputs {', '.join(WORKFLOW_INPUTS)} and follows the run.",
+            ("GitHub Actions: the rollback is whatever the dispatched workflow does; Firebreak "
+             f"passes the inputs {', '.join(WORKFLOW_INPUTS)} and follows the run."),
             "GitHub Actions: a later push that deploys again replaces this rollback.",
         )
 

@@ -69,8 +69,8 @@ async def check_health(
     timeout_s, settle_s, interval_s, grace_s = (_seconds(v) for v in (timeout, settle, interval, grace))
     if interval_s <= 0:
         raise ValueError("interval must be positive")
-    required = int(math.floor(settle_s / interval_s)) + 1  # consecutive good answers
-    grace_samples = int(math.ceil(grace_s / interval_s)) if grace_s > 0 else 0
+    required = math.floor(settle_s / interval_s) + 1  # consecutive good answers
+    grace_samples = math.ceil(grace_s / interval_s) if grace_s > 0 else 0
     samples: list[HealthSample] = []
     first_failure: HealthSample | None = None
     streak = 0

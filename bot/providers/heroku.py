@@ -64,8 +64,8 @@ class HerokuProvider:
     @property
     def notes(self) -> tuple[str, ...]:
         return (
-            "Heroku: a rollback restores the earlier release's slug and config vars but not "
-            "add-ons or database migrations; a later deploy replaces it as usual.",
+            ("Heroku: a rollback restores the earlier release's slug and config vars but not "
+             "add-ons or database migrations; a later deploy replaces it as usual."),
         )
 
     async def list_deploys(self, config: HerokuConfig, *, limit: int = 20) -> list[Deploy]:

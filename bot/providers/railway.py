@@ -133,8 +133,8 @@ class RailwayProvider:
     @property
     def notes(self) -> tuple[str, ...]:
         return (
-            "Railway: a rollback redeploys the earlier deployment's image and variables as a new "
-            "deployment; a later push to the connected branch deploys again.",
+            ("Railway: a rollback redeploys the earlier deployment's image and variables as a new "
+             "deployment; a later push to the connected branch deploys again."),
         )
 
     # -- reads

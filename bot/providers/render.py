@@ -70,9 +70,9 @@ class RenderProvider:
     @property
     def notes(self) -> tuple[str, ...]:
         return (
-            "Render: a rollback through the API leaves auto-deploy on, so the next push "
-            "to the service's branch deploys again and can undo this rollback. Pause "
-            "auto-deploy in the dashboard until the fix is merged.",
+            ("Render: a rollback through the API leaves auto-deploy on, so the next push "
+             "to the service's branch deploys again and can undo this rollback. Pause "
+             "auto-deploy in the dashboard until the fix is merged."),
         )
 
     async def list_deploys(self, config: RenderConfig, *, limit: int = 20) -> list[Deploy]:

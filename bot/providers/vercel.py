@@ -69,8 +69,8 @@ class VercelProvider:
     def notes(self) -> tuple[str, ...]:
         return (
             "Vercel: Hobby plans may only roll back to the previous production deployment.",
-            "Vercel: after a rollback, new production deployments are no longer assigned "
-            "the production domains automatically until one is promoted (`vercel promote`).",
+            ("Vercel: after a rollback, new production deployments are no longer assigned "
+             "the production domains automatically until one is promoted (`vercel promote`)."),
         )
 
     # -- reads

@@ -48,6 +48,7 @@ from bot.jobs.models import Job
 from bot.slack import blocks
 from bot.slack.channel_names import incident_channel_name
 from bot.slack.client import slack_error
+from bot.slack.identity import BotIdentity
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ class SlackEffects:
         settings: Settings,
         clock: Clock,
         runbook_for: Callable[[str | None], str | None] = lambda service: None,
+        identity: BotIdentity | None = None,
     ) -> None:
         self.sessions = sessions
         self.client = client
@@ -128,7 +130,7 @@ class SlackEffects:
         self.clock = clock
         self.runbook_for = runbook_for
         self.card_sections: list[CardSection] = []
-        self._bot_user_id: str | None = None
+        self.identity = identity or BotIdentity(sessions=sessions, client=client, clock=clock)
         # conversations.create is not idempotent: this client retries only 429s (nothing was
         # done); after a lost connection or a 5xx, _create_channel decides itself.
         self._create_client = copy.copy(client)
@@ -316,19 +318,11 @@ class SlackEffects:
                 text=f"Channel #{channel['name']} created", data=data)
             return stored
 
-    async def bot_user_id(self) -> str | None:
-        if self._bot_user_id is None:
-            try:
-                self._bot_user_id = (await self.client.auth_test()).get("user_id")
-            except SlackApiError as exc:
-                log.warning("auth.test failed: %s", slack_error(exc))
-        return self._bot_user_id
-
     async def _channel_from_lost_answer(self, incident: Incident, name: str, *,
                                         requested_at: datetime) -> dict[str, Any] | None:
         """The channel called ``name`` if an earlier ``conversations.create`` of ours made it
         for this incident (its answer lost), else None."""
-        bot_user = await self.bot_user_id()
+        bot_user = await self.identity.user_id()
         if not bot_user:
             return None
         channel = await self._channel_named(name)
@@ -369,7 +363,7 @@ class SlackEffects:
         """The ts of a message this bot posted in ``channel`` for ``incident`` (by its
         metadata), or None. A failed lookup counts as not found: better a second message
         than none."""
-        bot_user = await self.bot_user_id()
+        bot_user = await self.identity.user_id()
         cursor: str | None = None
         for joined in (False, True):
             try:

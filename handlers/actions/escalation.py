@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 
-from bot.clock import utc
 from bot.db.engine import transaction
 from bot.escalation import service as escalation
 from bot.escalation.engine import build_request_for
@@ -60,7 +59,7 @@ async def acknowledge_from_page(rt: Runtime, body: dict[str, Any], client: Any) 
     rt.worker.wake()
     page = next((p for p in pages if ts and p.provider_ids.get("ts") == ts), None)
     if channel and ts:
-        sent = page.sent_at if page else utc(datetime.fromtimestamp(float(ts)))
+        sent = page.sent_at if page else datetime.fromtimestamp(float(ts), tz=UTC)
         request = build_request_for(incident, level=value.level, attempt=value.repeat, now=sent,
                                     message=page.message if page else None, page=page)
         by = incident.acknowledged_by or user

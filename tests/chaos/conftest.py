@@ -203,9 +203,12 @@ class ChaosWorld:
         log = self.tmp / f"bot-{len(self.bots) + 1}.log"
         executable = Path(sys.executable).with_name("firebreak")
         command = [str(executable), "serve"] if executable.exists() else [sys.executable, "-m", "bot.cli", "serve"]
-        with open(log, "wb") as out:
-            process = subprocess.Popen(command, cwd=self.tmp, env=self.env(port), stdout=out,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
+        def spawn() -> subprocess.Popen[bytes]:
+            with open(log, "wb") as out:
+                return subprocess.Popen(command, cwd=self.tmp, env=self.env(port), stdout=out,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+
+        process = await asyncio.to_thread(spawn)  # fork and exec off the event loop
         bot = BotProcess(process, port, log)
         self.bots.append(bot)
 

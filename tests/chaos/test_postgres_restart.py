@@ -56,7 +56,8 @@ def _bindir() -> Path | None:
     pg_config = shutil.which("pg_config")
     if pg_config:
         try:
-            found = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10)
+            found = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10,
+                                   check=True)
             candidates.append(found.stdout.strip())
         except (OSError, subprocess.SubprocessError):
             pass

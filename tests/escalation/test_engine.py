@@ -83,7 +83,7 @@ async def test_the_dm_carries_an_acknowledge_button_for_its_level(harness: Harne
     incident = await h.open("P0")
     await h.at(5)
     dm = h.page_dms(DANA, incident.number)[0]
-    button = [e for b in dm.blocks if b["type"] == "actions" for e in b["elements"]][0]
+    button = next(e for b in dm.blocks if b["type"] == "actions" for e in b["elements"])
     assert button["action_id"] == "page_ack"
     assert button["value"] == f'{{"incident":{incident.number},"level":1,"repeat":0}}'
 

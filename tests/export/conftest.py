@@ -15,10 +15,10 @@ from bot.playbooks.loader import load_playbooks
 from tests.export.scripted import CHANNEL, NAMES
 
 REPO = Path(__file__).resolve().parents[2]
-SECRETS = dict(slack_bot_token="xoxb-configured-0123456789-secret",
-               slack_signing_secret="signing-secret-abcdef123456",
-               github_token="ghp_configuredTokenForTests000000000000",
-               web_auth_token="web-token-for-tests-123456")
+SECRETS = {"slack_bot_token": "xoxb-configured-0123456789-secret",
+           "slack_signing_secret": "signing-secret-abcdef123456",
+           "github_token": "ghp_configuredTokenForTests000000000000",
+           "web_auth_token": "web-token-for-tests-123456"}
 
 
 def make_settings(database_url: str = "sqlite+aiosqlite:///:memory:", **overrides) -> Settings:

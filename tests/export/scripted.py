@@ -86,8 +86,8 @@ async def script_incident(sessions: SessionMaker, clock: ManualClock, *, secret:
         provider="render", state="completed", **{"from": "dep-bad", "to": "dep-good"}))
     expected.append(("rollback", "Rolled back api to dep-good", 9))
     # the automatic follow-up, recorded in the same transaction
-    expected.append(("followup", "Follow-up: Revert or fix the change in git (api was rolled "
-                                 "back from dep-bad to dep-good) (owner @ben)", 9))
+    expected.append(("followup", ("Follow-up: Revert or fix the change in git (api was rolled "
+                                  "back from dep-bad to dep-good) (owner @ben)"), 9))
     await _step(sessions, clock, number, 10, lambda s, i, now: incidents.post_status(
         session=s, incident=i, actor=BEN, now=now, text="Rolled back; error rate falling"))
     expected.append(("status_update", "Rolled back; error rate falling", 10))

@@ -50,7 +50,7 @@ async def test_markdown_has_every_event_in_order_with_both_zones(exporter, sessi
 
     rows = _timeline_rows(text)
     assert len(rows) == len(run.expected) == 16
-    for seq, (row, (kind, fragment, minutes)) in enumerate(zip(rows, run.expected), start=1):
+    for seq, (row, (kind, fragment, minutes)) in enumerate(zip(rows, run.expected, strict=True), start=1):
         assert row[0] == str(seq)
         assert row[1] == _utc(minutes), (row, kind)
         assert row[2] == _est(minutes), (row, kind)
@@ -103,7 +103,7 @@ async def test_json_matches_its_schema_and_the_timeline(exporter, sessions, cloc
     assert document["schema_version"] == jsonexport.SCHEMA_VERSION == "1.0"
     assert document["event_count"] == len(document["timeline"]) == len(run.expected)
     for seq, (event, (kind, fragment, minutes)) in enumerate(
-            zip(document["timeline"], run.expected), start=1):
+            zip(document["timeline"], run.expected, strict=True), start=1):
         assert (event["seq"], event["kind"]) == (seq, kind)
         moment = START + timedelta(minutes=minutes)
         assert event["occurred_at"]["utc"] == moment.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -183,9 +183,9 @@ async def _bulk_events(sessions, incident_id: int, count: int) -> None:
     base = START + timedelta(minutes=1)
     async with transaction(sessions) as session:
         for first in range(0, count, 2000):
-            rows = [dict(incident_id=incident_id, kind="note", actor=BEN,
-                         text=f"note {n:06d} " + "x" * 80, occurred_at=base + timedelta(seconds=n),
-                         recorded_at=base + timedelta(seconds=n), data={"n": n})
+            rows = [{"incident_id": incident_id, "kind": "note", "actor": BEN,
+                     "text": f"note {n:06d} " + "x" * 80, "occurred_at": base + timedelta(seconds=n),
+                     "recorded_at": base + timedelta(seconds=n), "data": {"n": n}}
                     for n in range(first, min(count, first + 2000))]
             await session.execute(insert(TimelineEvent), rows)
 

@@ -18,7 +18,7 @@ from bot.incidents import service as incidents
 from bot.playbooks.models import Severity
 from tests.export.conftest import make_settings
 from tests.export.scripted import BEN, LEAKED, script_incident
-from tests.shared_specs import spec_path
+from tests.support.specs import spec_path
 
 REPO = "acme/postmortems"
 

@@ -24,18 +24,17 @@ from bot.export.scrub import REDACTED, Scrubber
 from bot.incidents.models import Incident, IncidentState, TimelineEvent
 from bot.playbooks.models import Severity
 
-UTC = UTC
 NY = ZoneInfo("America/New_York")
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 NAMES = Names({"U1": "Ava Lin", "U2": "ben"}, {"C1": "#inc-1-checkout"})
 
 
 def _incident(**values) -> Incident:
-    defaults = dict(id=1, number=7, title="Checkout | failing", severity=Severity.P1,
-                    state=IncidentState.RESOLVED, reporter_id="U1", commander_id="U2",
-                    opened_at=T0, acknowledged_at=T0 + timedelta(minutes=4),
-                    mitigated_at=T0 + timedelta(minutes=12), resolved_at=T0 + timedelta(minutes=30),
-                    updated_at=T0, service="api", channel_id="C1", channel_name="inc-1-old")
+    defaults = {"id": 1, "number": 7, "title": "Checkout | failing", "severity": Severity.P1,
+                "state": IncidentState.RESOLVED, "reporter_id": "U1", "commander_id": "U2",
+                "opened_at": T0, "acknowledged_at": T0 + timedelta(minutes=4),
+                "mitigated_at": T0 + timedelta(minutes=12), "resolved_at": T0 + timedelta(minutes=30),
+                "updated_at": T0, "service": "api", "channel_id": "C1", "channel_name": "inc-1-old"}
     defaults.update(values)
     return Incident(**defaults)
 

@@ -78,9 +78,9 @@ async def test_bad_followups_and_exports_say_what_is_wrong(bed):
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_export_github_opens_then_updates_one_issue_and_posts_the_link(database_url):
     async with GitHubIssuesFake(repos=["acme/postmortems"]) as github:
-        bed = await start_bed(database_url, settings_overrides=dict(
-            github_api_url=github.api_url, github_token=github.token,
-            postmortem_github_repo="acme/postmortems"))
+        bed = await start_bed(database_url, settings_overrides={
+            "github_api_url": github.api_url, "github_token": github.token,
+            "postmortem_github_repo": "acme/postmortems"})
         try:
             _, channel = await _open(bed)
             reply = await bed.run_command("export github", channel=channel)

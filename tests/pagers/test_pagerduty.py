@@ -18,7 +18,7 @@ from bot.pagers.base import PagerError
 from bot.pagers.http import RetryPolicy
 from bot.pagers.pagerduty import SEVERITY_MAP, PagerDutyPager, build_event
 from tests.pagers.conftest import PD_KEY, RecordedSleep, make_request
-from tests.shared_specs import spec_path
+from tests.support.specs import spec_path
 
 SPEC_URI = "urn:pagerduty:events-v2"
 ENQUEUE_SCHEMA_POINTER = "/paths/~1enqueue/post/requestBody/content/application~1json/schema"

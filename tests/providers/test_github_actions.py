@@ -1,10 +1,11 @@
 """GitHub Actions provider (through PyGithub) against the local GitHub fake, whose
 requests and answers are compared with PyGithub's recordings of the real API
-(``specs/github/*.txt``)."""
+(``tests/specs/github/*.txt``)."""
 
 from __future__ import annotations
 
 import ast
+import asyncio
 import json
 import re
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from bot.emulator.providers import Fault, GitHubFake
 from bot.playbooks.models import GithubActionsConfig
 from bot.providers.base import AmbiguousTriggerError, InvalidTarget, ProviderRejected, RollbackState
 from bot.providers.github_actions import WORKFLOW_INPUTS, GithubActionsProvider
-from tests.shared_specs import SPECS_DIR, spec_path
+from tests.support.specs import SPECS_DIR, spec_path
 
 REPO = "acme/shop"
 
@@ -172,7 +173,7 @@ async def test_rollback_dispatches_records_and_mirrors(provider, config, github,
     assert created.sha == plan.target.commit_sha and created.statuses[0].state == "in_progress"
     assert created.payload["firebreak"]["idempotency_key"] == "fb-rb-1"
 
-    progress, states = await run_to_end(provider, config, handle)
+    _, states = await run_to_end(provider, config, handle)
     assert states == [RollbackState.IN_PROGRESS, RollbackState.IN_PROGRESS, RollbackState.LIVE]
     assert created.statuses[0].state == "success"  # mirrored once
     await provider.poll(config, handle)
@@ -365,7 +366,7 @@ async def test_unreachable_github_is_unavailable_not_ambiguous(config, clock, re
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     try:
-        requests.post(f"http://127.0.0.1:{port}/x", timeout=1)
+        await asyncio.to_thread(requests.post, f"http://127.0.0.1:{port}/x", timeout=1)
     except requests.exceptions.ConnectionError as exc:
         assert _never_sent(exc)
     provider = GithubActionsProvider(api_url=f"http://127.0.0.1:{port}", token="t", clock=clock, retry=retry, timeout=1)

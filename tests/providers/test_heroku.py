@@ -1,5 +1,5 @@
 """Heroku provider against the local Heroku fake, checked against the official
-JSON hyper-schema (``specs/heroku/schema.json``)."""
+JSON hyper-schema (``tests/specs/heroku/schema.json``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from bot.emulator.providers import Fault, HerokuFake, RecordedRequest
 from bot.playbooks.models import HerokuConfig
 from bot.providers.base import AmbiguousTriggerError, InvalidTarget, ProviderRejected, RollbackState
 from bot.providers.heroku import ACCEPT, HerokuProvider
-from tests.shared_specs import spec_path
+from tests.support.specs import spec_path
 
 APP = "firebreak-demo-api"
 

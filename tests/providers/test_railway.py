@@ -1,5 +1,5 @@
 """Railway provider against the local Railway fake; every GraphQL document is
-validated against Railway's official introspection (``specs/railway/schema.json``)."""
+validated against Railway's official introspection (``tests/specs/railway/schema.json``)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from bot.emulator.providers.railway import FAKE_SCHEMA
 from bot.playbooks.models import RailwayConfig
 from bot.providers.base import AmbiguousTriggerError, InvalidTarget, ProviderRejected, RollbackState
 from bot.providers.railway import QUERY_DOCUMENTS, RailwayProvider
-from tests.shared_specs import spec_path
+from tests.support.specs import spec_path
 
 
 def _undeprecate_interface_implementations(introspection: dict) -> None:

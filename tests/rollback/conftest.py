@@ -37,7 +37,7 @@ CHEN = "U1H2J3K4L"  # platform group (owner)
 DANA = "U2D4N5A6K"  # owner by user
 ELI = "U3E7L8I9N"  # not an owner
 SERVICES = ("api", "worker", "web", "billing", "shop")  # render, railway, vercel, heroku, github-actions
-PROVIDER_OF = dict(zip(SERVICES, ("render", "railway", "vercel", "heroku", "github-actions")))
+PROVIDER_OF = dict(zip(SERVICES, ("render", "railway", "vercel", "heroku", "github-actions"), strict=True))
 
 
 # --------------------------------------------------------------------------- request validators
@@ -81,7 +81,7 @@ def vercel_validator(request: RecordedRequest) -> list[str]:
 
 
 def github_recording_validator(request: RecordedRequest) -> list[str]:
-    """Every call must be one PyGithub was recorded making (specs/github), shaped alike."""
+    """Every call must be one PyGithub was recorded making (tests/specs/github), shaped alike."""
     kind = (request.method, _template(request.path))
     if kind in NOT_RECORDED:
         return []

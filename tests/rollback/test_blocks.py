@@ -27,10 +27,10 @@ def _plan(message: str = "Add checkout retries") -> dict:
 
 
 def _rollback(state: RollbackStatus = RollbackStatus.PREVIEW, **kw) -> Rollback:
-    values = dict(id=7, service="api", provider="render", state=state, requested_by="U1",
-                  requested_at=NOW - timedelta(minutes=5), expires_at=NOW + timedelta(minutes=10),
-                  current_id="dep-4", target_id="dep-2", plan=_plan(), approvals_needed=1,
-                  reason="checkout 500s", updated_at=NOW)
+    values = {"id": 7, "service": "api", "provider": "render", "state": state, "requested_by": "U1",
+              "requested_at": NOW - timedelta(minutes=5), "expires_at": NOW + timedelta(minutes=10),
+              "current_id": "dep-4", "target_id": "dep-2", "plan": _plan(), "approvals_needed": 1,
+              "reason": "checkout 500s", "updated_at": NOW}
     values.update(kw)
     return Rollback(**values)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 from aiohttp.test_utils import TestServer
@@ -31,6 +31,7 @@ from tests.support.slack_openapi import slack_openapi_validator
 REPO = Path(__file__).resolve().parents[2]
 SIGNING_SECRET = "bed-signing-secret-0123456789"
 BOT_TOKEN = "xoxb-bed-token-0123456789"
+APP_TOKEN = "xapp-1-A0FIREBRK-bed-0123456789"  # Socket Mode
 REPORTER = "U024BE7LH"  # ava, first in the sample rotation
 GENERAL = "C0GENERAL"
 ANNOUNCE = "C0ANNOUNCE"
@@ -142,30 +143,69 @@ class Bed:
         return self.emu.pins(channel_id)[0]
 
 
+class SocketModeBed(Bed):
+    """The same bot with ``SLACK_APP_TOKEN`` set: what the HTTP bed would POST to
+    /slack/events reaches the bot as a Socket Mode envelope from the emulator instead, and
+    the answer is the envelope's acknowledgement (Slack's 3 s limit checked by the emulator)."""
+
+    async def post(self, body: str, *, content_type: str, headers: dict[str, str] | None = None,
+                   signed: bool = True, timestamp: int | None = None) -> Sent:
+        if content_type == "application/json":
+            delivery = await self.emu.socket_mode.deliver("events_api", json.loads(body))
+        else:
+            fields = dict(parse_qsl(body, keep_blank_values=True))
+            if "payload" in fields:
+                delivery = await self.emu.socket_mode.deliver("interactive", json.loads(fields["payload"]))
+            else:
+                delivery = await self.emu.socket_mode.deliver("slash_commands", fields)
+        answer = await delivery.ack()
+        return Sent(200, json.dumps(answer) if answer else "")
+
+
 def bed_settings(database_url: str, emu: SlackEmulator, **overrides: Any) -> Settings:
-    values: dict[str, Any] = dict(
-        slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
-        slack_api_url=emu.api_url, database_url=database_url,
-        playbooks_dir=str(REPO / "playbooks"), announce_channel=ANNOUNCE,
-        display_timezone="America/New_York", run_workers=False,
-    )
+    values: dict[str, Any] = {
+        "slack_bot_token": BOT_TOKEN, "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": emu.api_url, "database_url": database_url,
+        "playbooks_dir": str(REPO / "playbooks"), "announce_channel": ANNOUNCE,
+        "display_timezone": "America/New_York", "run_workers": False,
+    }
     values.update(overrides)
     return Settings(_env_file=None, **values)
 
 
+def bed_emulator(**options: Any) -> SlackEmulator:
+    """The fake Slack of the bed: the bot's token, every call checked against Slack's OpenAPI."""
+    return SlackEmulator(bot_token=BOT_TOKEN, validator=slack_openapi_validator(), **options)
+
+
 async def start_bed(database_url: str, *, settings_overrides: dict[str, Any] | None = None,
-                    clock: ManualClock | None = None):
-    emu = SlackEmulator(bot_token=BOT_TOKEN, validator=slack_openapi_validator())
+                    clock: ManualClock | None = None, emu: SlackEmulator | None = None,
+                    socket_mode: bool = False):
+    """The bot against ``emu``, which this starts (by default a new :func:`bed_emulator`).
+
+    With ``socket_mode``, the bot runs with ``SLACK_APP_TOKEN`` and the bed returned (a
+    :class:`SocketModeBed`) is connected: the emulator's user actions (``user_pin``…)
+    reach the bot as Events API envelopes.
+    """
+    emu = emu or bed_emulator()
+    overrides = dict(settings_overrides or {})
+    if socket_mode:
+        emu.add_app_token(APP_TOKEN)
+        emu.on_event = lambda envelope: emu.socket_mode.deliver("events_api", envelope)
+        overrides["slack_app_token"] = APP_TOKEN
     await emu.start()
     clock = clock or ManualClock()
-    settings = bed_settings(database_url, emu, **(settings_overrides or {}))
+    settings = bed_settings(database_url, emu, **overrides)
     app = create_web_app(settings, clock=clock)
     # No access log, as `firebreak serve` runs (bot/cli.py): a request line can carry
     # ?token=<WEB_AUTH_TOKEN>, which must not reach a log (tests/support/leaks.py).
     server = TestServer(app, host="127.0.0.1")
     await server.start_server(access_log=None)
     http = aiohttp.ClientSession()
-    return Bed(emu=emu, server=server, http=http, clock=clock)
+    bed = (SocketModeBed if socket_mode else Bed)(emu=emu, server=server, http=http, clock=clock)
+    if socket_mode:
+        await bed.wait_for(lambda: emu.socket_mode.connections)
+    return bed
 
 
 async def stop_bed(bed: Bed) -> None:

@@ -236,7 +236,7 @@ class _LogScan(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = self.format(record)
-        except Exception:  # a broken record is not ours to judge here
+        except Exception:  # noqa: BLE001 - a record that cannot be formatted is logging's to report, not ours
             return
         LEAKS.check(text, f"log record of {record.name} ({record.levelname})")
 
@@ -262,11 +262,9 @@ def _settings_secrets(settings: Any) -> None:
         value = getattr(settings, name, None)
         if isinstance(value, SecretStr):
             LEAKS.add_secret(value, f"Settings.{name}")
-    try:
+    with contextlib.suppress(OSError, ValueError):  # an unreadable .env: Settings reports it itself
         for name, value in settings.pagerduty_routing_keys.items():
             LEAKS.add_secret(value, f"PAGERDUTY_ROUTING_KEY_{name.upper()}")
-    except Exception:
-        pass
 
 
 def _fake_secrets(fake: Any) -> None:

@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from tests.shared_specs import spec_path
+from tests.support.specs import spec_path
 
 SPEC_PARTS = ("slack", "slack_web_openapi_v2.json")
 
@@ -55,6 +55,8 @@ NON_SPEC_METHODS: dict[str, MethodParams] = {
     "bookmarks.list": MethodParams(frozenset({"channel_id"}), frozenset()),
     "bookmarks.edit": MethodParams(frozenset({"channel_id", "bookmark_id"}), frozenset({"title", "link", "emoji"})),
     "bookmarks.remove": MethodParams(frozenset({"channel_id", "bookmark_id"}), frozenset({"quote_id"})),
+    # Socket Mode (2021): a WebSocket URL for the app-level token.
+    "apps.connections.open": MethodParams(frozenset(), frozenset()),
 }
 
 # Parameters Slack added to spec'd methods after 2021 (all documented on docs.slack.dev today).

@@ -173,7 +173,7 @@ async def test_the_list_paginates(web_bed):
         web_bed.clock.advance(timedelta(minutes=1))
         await _open(web_bed, Severity.P3, f"minor {n}", None)
     status, body, _ = await _get(web_bed, "/incidents?severity=P3", headers=bearer())
-    assert len(_listed(body)) == 50 and "page 1 of 2" in body
+    assert status == 200 and len(_listed(body)) == 50 and "page 1 of 2" in body
     assert 'href="?severity=P3&page=2"' in body
     status, body, _ = await _get(web_bed, "/incidents?severity=P3&page=2", headers=bearer())
-    assert _listed(body) == ["INC-5", "INC-4", "INC-3", "INC-2", "INC-1"]
+    assert status == 200 and _listed(body) == ["INC-5", "INC-4", "INC-3", "INC-2", "INC-1"]

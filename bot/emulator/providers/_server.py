@@ -29,6 +29,7 @@ marked bad is live on that service and 200 once a rollback replaced it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -288,10 +289,8 @@ class FakeProviderServer:
             await self._stopping.wait()
             return self.error_response(503, "the fake is stopping")
         if kind is Fault.SLOW:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=fault.delay)
-            except TimeoutError:
-                pass
             return None
         if kind is Fault.RESET:
             self._reset(request)
@@ -312,10 +311,8 @@ class FakeProviderServer:
             return
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            try:  # SO_LINGER 0: the peer sees a reset, not an orderly close
+            with contextlib.suppress(OSError):  # SO_LINGER 0: the peer sees a reset, not an orderly close
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            except OSError:
-                pass
         transport.abort()
 
 

@@ -2,7 +2,7 @@
 (``GITHUB_API_URL`` = ``fake.api_url``: PyGithub's ``base_url``).
 
 It answers in the shapes of PyGithub's recordings of the real API
-(``specs/github/*.txt``; a test compares them key by key):
+(``tests/specs/github/*.txt``; a test compares them key by key):
 
 - ``GET  /repos/{owner}/{repo}`` and ``/user``;
 - ``GET  /repos/{o}/{r}/actions/workflows/{id-or-file}``;
@@ -688,10 +688,10 @@ def _created_filter(expression: str) -> Any:
             if bound is None:
                 return None
             return {
-                ">=": lambda t: utc(t) >= bound,
-                "<=": lambda t: utc(t) <= bound,
-                ">": lambda t: utc(t) > bound,
-                "<": lambda t: utc(t) < bound,
+                ">=": lambda t, bound=bound: utc(t) >= bound,
+                "<=": lambda t, bound=bound: utc(t) <= bound,
+                ">": lambda t, bound=bound: utc(t) > bound,
+                "<": lambda t, bound=bound: utc(t) < bound,
             }[op]
     if ".." in expression:
         low, high = (parse(p) for p in expression.split("..", 1))

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from bot.clock import Clock
 from bot.emulator.providers._server import FakeProviderServer
@@ -49,7 +49,7 @@ class ProviderFakes:
         for fake in self.all:
             await fake.stop()
 
-    async def __aenter__(self) -> ProviderFakes:
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
