@@ -16,6 +16,7 @@ from bot.clock import utc
 from bot.durations import format_duration
 from bot.rollback.models import Rollback, RollbackStatus, RollbackStep
 from bot.slack.ids import ActionId
+from bot.text import shown
 from bot.timefmt import utc_and_local
 
 Block = dict[str, Any]
@@ -141,7 +142,7 @@ def preview_blocks(
             f"*Roll back to*: {deploy_text(plan.get('target') or {}, now)}")},
         {"type": "section", "text": _mrkdwn(
             f"*Requested by* <@{rollback.requested_by}> · {where}"
-            + (f"\n*Reason*: {rollback.reason}" if rollback.reason else "")
+            + (f"\n*Reason*: {shown(rollback.reason)}" if rollback.reason else "")
             + f"\n*Who may confirm*: owners of `{rollback.service}` ({owners})" + approvals)},
         {"type": "section", "text": _mrkdwn(_status_line(rollback, approvers, now))},
     ]
@@ -169,7 +170,7 @@ def preview_fallback(rollback: Rollback) -> str:
 
 def step_line(step: RollbackStep) -> str:
     emoji = STEP_EMOJI.get(step.step, ":small_blue_diamond:")
-    return _truncate(f"{emoji} {step.text}".strip(), 3000)
+    return _truncate(f"{emoji} {shown(step.text)}".strip(), 3000)
 
 
 FINAL_STEPS = {"succeeded", "failed", "canceled", "expired"}

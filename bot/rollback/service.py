@@ -37,6 +37,7 @@ from bot.rollback.models import (
     RollbackStep,
 )
 from bot.slack.effects import SYNC_CARD
+from bot.text import clean
 
 PREVIEW_TTL = timedelta(minutes=15)
 TRIGGER_JOB = "rollback.trigger"
@@ -284,7 +285,7 @@ async def request_rollback(
     rollback = Rollback(
         service=playbook.name, provider=playbook.provider.type, state=RollbackStatus.PREVIEW,
         incident_id=incident.id if incident is not None else None,
-        requested_by=requested_by, requested_at=now, reason=reason.strip(),
+        requested_by=requested_by, requested_at=now, reason=clean(reason).strip(),
         requested_target=requested_target, command_channel_id=command_channel_id,
         expires_at=now + ttl, current_id=plan.current.id, target_id=plan.target.id,
         plan=plan.to_dict(), severity=severity,

@@ -243,7 +243,7 @@ class SlackEffects:
                     oldest=utc(incident.opened_at) - CLOCK_SKEW)):
                 try:
                     await self._post(announce,
-                                     text=f"{incident.key} opened: {incident.title}",
+                                     text=blocks.announcement_text(incident),
                                      blocks=blocks.announcement(incident),
                                      metadata=_metadata(ANNOUNCEMENT_METADATA, incident))
                 except SlackApiError as exc:

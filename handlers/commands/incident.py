@@ -10,6 +10,7 @@ from bot.incidents.commands import USAGE, Command, UsageError, help_text
 from bot.runtime import Runtime
 from bot.slack import blocks
 from bot.slack.effects import provision_key
+from bot.text import shown
 from handlers.common import Reply, ephemeral, guarded, once
 
 CHANNEL_WAIT_SECONDS = 5.0
@@ -110,7 +111,7 @@ async def open_from_command(rt: Runtime, command: Command, *, user: str,
 def open_reply(incident: Any, *, created: bool) -> str:
     where = f" in <#{incident.channel_id}>" if incident.channel_id else ""
     verb = "opened" if created else "is open"
-    text = f":rotating_light: {incident.key} {verb}{where}: {incident.title} ({incident.severity.value})"
+    text = f":rotating_light: {incident.key} {verb}{where}: {shown(incident.title)} ({incident.severity.value})"
     if incident.setup_error:
         text += (f"\n:warning: {incident.setup_error}. The incident is recorded; Firebreak keeps "
                  "retrying the Slack set-up (or run the same `/incident open` again to retry now).")
