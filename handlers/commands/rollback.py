@@ -53,10 +53,11 @@ async def start_rollback(rt: Runtime, command: RollbackCommand, body: dict[str, 
         existing = await rollbacks.active_rollback(session=session, service=playbook.name)
         if existing is not None:
             raise rollbacks.RollbackBusy(existing, now=now)
+        skip = await rollbacks.deploys_to_skip(session=session, service=playbook.name, now=now)
 
     try:
         provider = flow.provider_for(playbook)
-        plan = await provider.plan(playbook.provider, to=command.target)
+        plan = await provider.plan(playbook.provider, to=command.target, skip=skip)
     except InvalidTarget as exc:
         return ephemeral(f":no_entry: {exc.message}")
     except ProviderRejected as exc:
@@ -91,7 +92,7 @@ async def start_rollback(rt: Runtime, command: RollbackCommand, body: dict[str, 
     rt.worker.wake()
     where = "here" if target_channel == channel else f"in <#{target_channel}>"
     approvals = (f" It needs {rollback.approvals_needed} approval{'s' if rollback.approvals_needed != 1 else ''} "
-                 "from another owner first." if rollback.approvals_needed else "")
+                 "from owners other than the one who confirms (in either order)." if rollback.approvals_needed else "")
     return ephemeral(f"Rollback preview {rollback.key} of `{playbook.name}` posted {where}: "
                      f"`{rollback.current_id}` → `{rollback.target_id}`. An owner confirms it there "
                      f"within 15 minutes.{approvals}")
