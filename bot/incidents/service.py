@@ -35,8 +35,8 @@ from bot.text import clean, is_blank
 ACTIVE_STATES = (IncidentState.OPEN, IncidentState.ACKNOWLEDGED, IncidentState.MITIGATED)
 SYSTEM_ACTOR = "firebreak"
 # A repeated `open` with the same title by the same person while the first
-# one's Slack set-up has not finished completes that one instead.
-RESUME_WINDOW = timedelta(minutes=15)
+# one's Slack set-up has not finished (or was given up) completes that one instead.
+RESUME_WINDOW = timedelta(hours=1)
 
 
 class IncidentError(Exception):

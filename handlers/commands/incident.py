@@ -9,7 +9,7 @@ from bot.incidents import service as incidents
 from bot.incidents.commands import USAGE, Command, UsageError, help_text
 from bot.runtime import Runtime
 from bot.slack import blocks
-from bot.slack.effects import provision_key
+from bot.slack.effects import SETUP_RETRY_MINUTES, provision_key
 from bot.text import shown
 from handlers.common import Reply, ephemeral, guarded, once
 
@@ -96,6 +96,8 @@ async def open_from_command(rt: Runtime, command: Command, *, user: str,
             service=command.service, now=rt.clock.now(), delivery_key=delivery)
     incident = result.incident
     set_up_elsewhere = False
+    if not incident.is_provisioned and not result.created:
+        await rt.effects.resume_setup(incident.id)  # it may have given up: the command asks again
     if not incident.is_provisioned:
         # Set the channel up now rather than on the worker's next poll; if another
         # worker already holds the job this returns at once and it finishes there.
@@ -113,8 +115,9 @@ def open_reply(incident: Any, *, created: bool) -> str:
     verb = "opened" if created else "is open"
     text = f":rotating_light: {incident.key} {verb}{where}: {shown(incident.title)} ({incident.severity.value})"
     if incident.setup_error:
-        text += (f"\n:warning: {incident.setup_error}. The incident is recorded; Firebreak keeps "
-                 "retrying the Slack set-up (or run the same `/incident open` again to retry now).")
+        text += (f"\n:warning: {incident.setup_error}. The incident is recorded and paging; Firebreak "
+                 f"retries the Slack set-up for about {SETUP_RETRY_MINUTES} minutes and tells you and the "
+                 "announcement channel if it still cannot (run the same `/incident open` again to retry now).")
     return text
 
 
