@@ -20,6 +20,7 @@ from bot.playbooks.loader import Playbooks, load_playbooks
 from bot.plugins import concern_installers
 from bot.slack.client import make_slack_client
 from bot.slack.effects import SlackEffects
+from bot.slack.people import People
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class Runtime:
     playbooks: Playbooks
     worker: Worker
     effects: SlackEffects
+    people: People
     background: BackgroundWork = field(default_factory=BackgroundWork)
     http: aiohttp.ClientSession | None = None
     extras: dict[str, object] = field(default_factory=dict)
@@ -84,10 +86,12 @@ def build_runtime(
                     lease=timedelta(seconds=settings.worker_lease_seconds))
     runtime = Runtime(settings=settings, clock=clock, engine=engine, sessions=sessions,
                       slack=slack, playbooks=playbooks, worker=worker, effects=None,  # type: ignore[arg-type]
+                      people=None,  # type: ignore[arg-type]
                       background=BackgroundWork(concurrency=settings.work_concurrency,
                                                 queue_limit=settings.work_queue_limit))
     runtime.effects = SlackEffects(sessions=sessions, client=slack, settings=settings, clock=clock,
                                    runbook_for=runtime.runbook_for)
+    runtime.people = People(slack, bot_user_id=runtime.effects.bot_user_id)
     for kind, handler in runtime.effects.handlers().items():
         worker.register(kind, handler)
     for concern in concern_installers():

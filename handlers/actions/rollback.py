@@ -27,6 +27,7 @@ from handlers.common import (
     guarded,
     number_from,
     once,
+    require_person,
     text_field,
 )
 
@@ -39,6 +40,7 @@ ACTIONS = {
 
 async def rollback_action(rt: Runtime, body: dict[str, Any], kind: ActionId, run_next: list[str]) -> Reply:
     action, user = clicked(body)
+    await require_person(rt, user)
     rollback_id = number_from(text_field(action, "value"))
     if rollback_id is None:
         return ephemeral("This button is not one of Firebreak's rollback previews.")

@@ -11,7 +11,7 @@ from bot.runtime import Runtime
 from bot.slack import blocks
 from bot.slack.effects import SETUP_RETRY_MINUTES, provision_key
 from bot.text import shown
-from handlers.common import Reply, ephemeral, guarded, once
+from handlers.common import Reply, ephemeral, guarded, once, require_person
 
 CHANNEL_WAIT_SECONDS = 5.0
 
@@ -40,6 +40,12 @@ async def run_incident_command(rt: Runtime, command: Command, body: dict[str, An
                                                       channel_id=channel)
             events = await incidents.timeline(session=session, incident=incident)
         return ephemeral(blocks.timeline_text(incident, events, rt.settings.display_zone))
+    await require_person(rt, user)
+    if command.user:  # assign, follow-up owner
+        await require_person(rt, command.user, as_whom=f"the {command.role.value} of an incident"
+                             if command.role else "the owner of a follow-up")
+    if command.target and command.target.startswith("user:"):
+        await require_person(rt, command.target.removeprefix("user:"), as_whom="paged")
     if command.name in EXTRA_SUBCOMMANDS:
         return await EXTRA_SUBCOMMANDS[command.name](rt, command, body)
 
@@ -86,6 +92,7 @@ async def run_incident_command(rt: Runtime, command: Command, body: dict[str, An
 
 async def open_from_command(rt: Runtime, command: Command, *, user: str,
                             delivery: str | None) -> Reply:
+    await require_person(rt, user)
     if command.service and command.service not in rt.playbooks.services:
         known = ", ".join(sorted(rt.playbooks.services)) or "none configured"
         raise UsageError(f"There is no service `{command.service}` (known: {known}).",

@@ -22,7 +22,7 @@ from bot.rollback import service as rollbacks
 from bot.rollback.commands import RollbackCommand, help_text, parse_rollback_command
 from bot.rollback.install import flow_of
 from bot.runtime import Runtime
-from handlers.common import Reply, ack_then, command_problem, ephemeral, guarded, once, slack_error
+from handlers.common import Reply, ack_then, command_problem, ephemeral, guarded, once, require_person, slack_error
 
 LIST_TIMEOUT = 8.0  # seconds for one provider's answer in /rollback list
 
@@ -44,6 +44,7 @@ async def start_rollback(rt: Runtime, command: RollbackCommand, body: dict[str, 
     flow = flow_of(rt)
     playbook = rt.playbooks.services[command.service]
     user, channel = body["user_id"], body.get("channel_id")
+    await require_person(rt, user)
     delivery = f"trigger:{body['trigger_id']}" if body.get("trigger_id") else None
 
     # One at a time: a request while one is in flight is answered without asking the provider.
