@@ -13,7 +13,7 @@ from sqlalchemy import select
 from bot.incidents.models import Incident, IncidentState
 from bot.rollback.models import RollbackStatus
 from bot.slack.ids import ActionId
-from tests.rollback.conftest import AVA, start_world, stop_world
+from tests.rollback.conftest import AVA, open_world  # noqa: F401 - the fixture
 from tests.support.bed import GENERAL, REPORTER
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -84,17 +84,8 @@ async def test_a_person_can_still_be_assigned(bed):
     assert "is now commander" in await bed.run_command("assign commander <@U0G9QF9C6|ben>", channel=channel)
 
 
-@pytest.fixture
-async def open_world(database_url, tmp_path):
-    w = await start_world(database_url, tmp_path, approvals={"P0": 0, "P1": 0, "P2": 0, "P3": 0})
-    try:
-        yield w
-    finally:
-        await stop_world(w)
-
-
 @sqlite_only
-async def test_a_confirm_in_the_bots_name_is_refused(open_world):
+async def test_a_confirm_in_the_bots_name_is_refused(open_world):  # noqa: F811
     w = open_world
     await w.command("api", user=AVA)
     rollback = await w.rollback()

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from bot.incidents.models import Incident
 from bot.slack.ids import ActionId
-from tests.rollback.conftest import AVA, BEN, start_world, stop_world
+from tests.rollback.conftest import AVA, BEN, open_world  # noqa: F401 - the fixture
 from tests.support.bed import ANNOUNCE, GENERAL, REPORTER
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -98,18 +98,9 @@ async def test_an_invisible_note_is_no_note(bed):
     assert "needs some text" in reply
 
 
-@pytest.fixture
-async def world(database_url, tmp_path):
-    w = await start_world(database_url, tmp_path, approvals={"P0": 0, "P1": 0, "P2": 0, "P3": 0})
-    try:
-        yield w
-    finally:
-        await stop_world(w)
-
-
 @sqlite_only
-async def test_a_rollback_reason_pings_nobody_in_the_preview_its_thread_or_its_incident(world):
-    w = world
+async def test_a_rollback_reason_pings_nobody_in_the_preview_its_thread_or_its_incident(open_world):  # noqa: F811
+    w = open_world
     reply = await w.command(f"api {HOSTILE} bad deploy", user=AVA)
     assert "Rollback preview RB-1" in reply
     preview = w.preview(GENERAL)

@@ -19,21 +19,10 @@ import pytest
 
 from bot.rollback.models import RollbackStatus
 from bot.slack.ids import ActionId
-from tests.rollback.conftest import AVA, BEN, DANA, start_world, stop_world
+from tests.rollback.conftest import AVA, BEN, DANA
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-ZERO = {"P0": 0, "P1": 0, "P2": 0, "P3": 0}
 GENERAL = "C0GENERAL"
-
-
-@pytest.fixture
-async def open_world(database_url, tmp_path):
-    """Playbooks that need no approval at any severity."""
-    w = await start_world(database_url, tmp_path, approvals=ZERO)
-    try:
-        yield w
-    finally:
-        await stop_world(w)
 
 
 def preview_text(w, channel: str = GENERAL) -> str:

@@ -12,21 +12,10 @@ from sqlalchemy import func, select
 from bot.jobs.models import Job
 from bot.rollback.models import Rollback, RollbackStatus
 from bot.slack.ids import ActionId
-from tests.rollback.conftest import AVA, BEN, CHEN, DANA, ELI, start_world, stop_world
+from tests.rollback.conftest import AVA, BEN, CHEN, DANA, ELI
 
-ZERO = {"P0": 0, "P1": 0, "P2": 0, "P3": 0}
 # Storage does not change these rules: they run on SQLite only (the races run on both).
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-async def open_world(database_url, tmp_path):
-    """Playbooks that need no approval at any severity."""
-    w = await start_world(database_url, tmp_path, approvals=ZERO)
-    try:
-        yield w
-    finally:
-        await stop_world(w)
 
 
 async def _count(world, model, **where) -> int:
