@@ -35,12 +35,13 @@ def register(app: AsyncApp, rt: Runtime) -> None:
         """After the ack: an ephemeral reply through the payload's response URL, if it has one."""
         url = text_field(body, "response_url") or \
             next((text_field(r, "response_url") for r in body.get("response_urls") or []), None)
-        if not (url and url.startswith(("https://", "http://"))) or rt.http is None or rt.background.saturated:
+        http = rt.http
+        if not (url and url.startswith(("https://", "http://"))) or http is None or rt.background.saturated:
             return
 
         async def work() -> None:
             try:
-                async with rt.http.post(url, json={**ephemeral(NO_LONGER.format(what=what)),
+                async with http.post(url, json={**ephemeral(NO_LONGER.format(what=what)),
                                                    "replace_original": False}) as answer:
                     await answer.read()
             except Exception as exc:  # noqa: BLE001 - a courtesy: the request was refused anyway

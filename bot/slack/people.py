@@ -41,17 +41,18 @@ class People:
         cached = self._known.get(user_id)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        problem = await self._ask(user_id)
-        if problem is not False:
-            self._known[user_id] = (time.monotonic() + (self.ttl if problem is None else self.refused_ttl),
-                                    problem)
-            self._known.move_to_end(user_id)
-            while len(self._known) > self.max_entries:
-                self._known.popitem(last=False)
-        return problem if problem is not False else None
+        try:
+            problem = await self._ask(user_id)
+        except _Unsure as exc:
+            log.warning("could not check whether %s is a person (%s); letting it act", user_id, exc)
+            return None
+        self._known[user_id] = (time.monotonic() + (self.ttl if problem is None else self.refused_ttl), problem)
+        self._known.move_to_end(user_id)
+        while len(self._known) > self.max_entries:
+            self._known.popitem(last=False)
+        return problem
 
-    async def _ask(self, user_id: str) -> str | None | bool:
-        """The problem, None for a person, False when Slack could not say (not cached)."""
+    async def _ask(self, user_id: str) -> str | None:
         if user_id == SLACKBOT or user_id == await self.bot_user_id():
             return "is a bot, not a person"
         try:
@@ -60,14 +61,15 @@ class People:
             error = slack_error(exc)
             if error in NOT_FOUND:
                 return "is not a member of this workspace"
-            log.warning("could not check whether %s is a person (%s); letting it act", user_id, error)
-            return False
+            raise _Unsure(error) from exc
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            log.warning("could not check whether %s is a person (%s); letting it act", user_id,
-                        type(exc).__name__)
-            return False
+            raise _Unsure(type(exc).__name__) from exc
         if user.get("is_bot") or user.get("is_app_user"):
             return "is a bot, not a person"
         if user.get("deleted"):
             return "is deactivated"
         return None
+
+
+class _Unsure(Exception):
+    """Slack could not say (rate limit, outage): not cached, and the request goes ahead."""

@@ -97,3 +97,13 @@ async def test_a_confirm_in_the_bots_name_is_refused(open_world):  # noqa: F811
     await w.bed.wait_for(lambda: len(w.emu.response_url_posts) > before)
     assert "is a bot, not a person" in w.emu.response_url_posts[-1].payload["text"]
     assert (await w.rollback()).state == RollbackStatus.PREVIEW and not w.trigger_requests("api")
+
+
+@sqlite_only
+async def test_slack_unable_to_say_who_someone_is_does_not_stop_an_ack(bed):
+    await bed.run_command("open P1 checkout is failing")
+    await bed.run_jobs()
+    channel = bed.incident_channel(1).id
+    bed.emu.fail_next("users.info", "fatal_error", times=20)
+    assert "You acknowledged INC-1" in await bed.run_command("ack", channel=channel, user="U0G9QF9C6")
+    assert (await _incident(bed)).state == IncidentState.ACKNOWLEDGED
