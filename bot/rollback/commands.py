@@ -96,14 +96,14 @@ def parse_rollback_command(text: str, services: Collection[str]) -> RollbackComm
 def help_text() -> str:
     return "\n".join([
         "*Firebreak — /rollback*",
-        f"• `{USAGE['start']}` — preview a rollback: what is live now → what it goes back to, "
-        "with *Confirm* / *Cancel*. The default target is the newest deploy that was live "
-        "before the current one (failed builds, and deploys Firebreak rolled back from, skipped).",
+        (f"• `{USAGE['start']}` — preview a rollback: what is live now → what it goes back to, "
+         "with *Confirm* / *Cancel*. The default target is the newest deploy that was live "
+         "before the current one (failed builds, and deploys Firebreak rolled back from, skipped)."),
         f"• `{USAGE['status']}` — rollbacks in flight and recent ones",
         f"• `{USAGE['list']}` — services, their providers and what is live now",
         f"• `{USAGE['help']}` — this help",
-        "Only the service's owners (playbook `owners`) may confirm. Where the playbook asks for "
-        "approvals at the incident's severity (P2 outside an incident), other owners press "
-        "*Approve*, before or after the Confirm: the click that completes them starts the rollback. "
-        "A preview expires after 15 minutes; one rollback per service at a time.",
+        ("Only the service's owners (playbook `owners`) may confirm. Where the playbook asks for "
+         "approvals at the incident's severity (P2 outside an incident), other owners press "
+         "*Approve*, before or after the Confirm: the click that completes them starts the rollback. "
+         "A preview expires after 15 minutes; one rollback per service at a time."),
     ])

@@ -64,7 +64,7 @@ async def test_idle_and_half_sent_connections_are_closed(served):
     }
     took = dict(zip(cases, await asyncio.gather(*(closed_after(port, data) for data in cases.values())),
                     strict=True))
-    for name, (seconds, received) in took.items():
+    for name, (seconds, _received) in took.items():
         assert seconds < ENOUGH, (name, seconds)
     assert took["a body that stops half-way"][1].startswith(b"HTTP/1.1 408")
     assert took["idle after a complete request"][1].startswith(b"HTTP/1.1 200")
@@ -77,7 +77,7 @@ async def test_idle_and_half_sent_connections_are_closed(served):
 async def test_clients_going_away_are_logged_at_info_without_a_traceback(served):
     port = served.bot.port
     for _ in range(10):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(HEADERS + b"Content-Length: 500\r\n\r\n{\"type\": \"event_callback\"")
         await writer.drain()
         await asyncio.sleep(0.05)
