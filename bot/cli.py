@@ -51,6 +51,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from bot.db.migrate import upgrade
     from bot.playbooks.loader import PlaybookError
+    from bot.web.app import server_options
     from handlers.app import create_web_app
 
     settings.require_for_serve()
@@ -66,8 +67,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     gc.freeze()
     log.info("Firebreak listening on %s:%s (%s mode)", settings.host, settings.port,
              "Socket" if settings.socket_mode else "HTTP")
-    web.run_app(app, host=settings.host, port=settings.port, print=None,
-                access_log=None)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, **server_options(settings))
     return 0
 
 

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     work_queue_limit: int = Field(default=5000, ge=1)
     worker_lease_seconds: float = Field(default=120.0, ge=1, le=3600)
     rollback_poll_seconds: float = Field(default=3.0, gt=0, le=300)
+    # HTTP hygiene: an idle keep-alive connection (or one whose request line and headers never
+    # finish) is closed after HTTP_IDLE_TIMEOUT_SECONDS; a request body that has not arrived
+    # HTTP_READ_TIMEOUT_SECONDS after its headers gets a 408 and the connection is closed.
+    http_idle_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    http_read_timeout_seconds: float = Field(default=20.0, gt=0, le=600)
     log_level: str = "INFO"
 
     @field_validator("incident_channel_prefix")

@@ -21,6 +21,7 @@ from bot.plugins import concern_installers
 from bot.slack.client import make_slack_client
 from bot.slack.effects import SlackEffects
 from bot.slack.identity import BotIdentity
+from bot.slack.people import People
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class Runtime:
     worker: Worker
     effects: SlackEffects
     identity: BotIdentity
+    people: People
     background: BackgroundWork = field(default_factory=BackgroundWork)
     http: aiohttp.ClientSession | None = None
     extras: dict[str, object] = field(default_factory=dict)
@@ -90,6 +92,7 @@ def build_runtime(
     runtime = Runtime(settings=settings, clock=clock, engine=engine, sessions=sessions,
                       slack=slack, playbooks=playbooks, worker=worker, effects=None,  # type: ignore[arg-type]
                       identity=identity,
+                      people=People(slack, bot_user_id=identity.user_id),
                       background=BackgroundWork(concurrency=settings.work_concurrency,
                                                 queue_limit=settings.work_queue_limit))
     runtime.effects = SlackEffects(sessions=sessions, client=slack, settings=settings, clock=clock,

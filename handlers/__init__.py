@@ -5,9 +5,10 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.runtime import Runtime
-from handlers import actions, commands, events, views
+from handlers import actions, commands, events, unhandled, views
 
-LISTENER_KINDS = [commands, actions, views, events]
+# ``unhandled`` last: it takes whatever no listener before it did.
+LISTENER_KINDS = [commands, actions, views, events, unhandled]
 
 
 def register(app: AsyncApp, rt: Runtime) -> None:

@@ -135,7 +135,8 @@ async def slack_events(request: web.Request) -> web.Response:
 # Fields Bolt reads to route a request, with the JSON type Slack always gives them.
 _SHAPES = {"event": dict, "view": dict, "actions": list, "user": (dict, str), "team": (dict, str),
            "channel": (dict, str), "container": dict, "message": dict, "enterprise": (dict, str),
-           "authorizations": list, "type": str, "command": str, "callback_id": str}
+           "authorizations": list, "type": str, "command": str, "callback_id": str,
+           "action_id": str}
 
 
 def _well_shaped(request: AsyncBoltRequest) -> bool:
@@ -152,6 +153,8 @@ def _well_shaped(request: AsyncBoltRequest) -> bool:
     for key in ("event", "view"):  # routed on their "type"
         if key in body and not isinstance(dig(body, key, "type"), str):
             return False
+    if dig(body, "view", "callback_id") is not None and not isinstance(dig(body, "view", "callback_id"), str):
+        return False  # forms are routed on it
     if "actions" in body:  # routed on the first action's action_id (block_id, for some)
         actions = body["actions"]
         if not actions or not all(isinstance(a, dict) and isinstance(a.get("action_id"), str)

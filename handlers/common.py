@@ -115,6 +115,18 @@ def text_field(data: Any, key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+async def require_person(rt: Runtime, user_id: str, *, as_whom: str | None = None) -> None:
+    """Refuse unless ``user_id`` is a person in the workspace (not the bot, not an unknown or
+    deactivated id): the actor of a request, or ``as_whom`` ("the commander") named in it."""
+    problem = await rt.people.problem(user_id)
+    if problem is None:
+        return
+    if as_whom is None:
+        raise IncidentError(f"<@{user_id}> {problem}: only people in this workspace can act on incidents "
+                            "and rollbacks. Nothing was done.")
+    raise IncidentError(f"<@{user_id}> {problem}, so they cannot be {as_whom}. Nothing was changed.")
+
+
 async def ack_then(ack: Callable[..., Awaitable[Any]], rt: Runtime,
                    work: Callable[[], Awaitable[Any]], *, name: str,
                    refuse: Callable[[Reply], Awaitable[Any]] | None = None) -> None:

@@ -84,7 +84,6 @@ DEFER_MAX = timedelta(minutes=5)
 DEFER_BACKOFF = timedelta(seconds=5)  # first wait after a transient failure without Retry-After
 CHANNEL_RETRY = timedelta(seconds=15)
 CHANNEL_ATTEMPTS = 60  # about 15 minutes of waiting for the incident channel to exist
-SLACK_KINDS = ("user", "channel", "group")
 
 PagerSource = Mapping[str, Pager] | Callable[[], Mapping[str, Pager]]
 
@@ -222,7 +221,7 @@ class EscalationEngine:
 
     async def _enqueue_summary(self, session, incident: Incident, step: Step, paged: list[Page]) -> None:
         text = service.level_summary(incident=incident, pages=paged, level=step.level,
-                                     attempt=step.attempt, actor=step.actor)
+                                     attempt=step.attempt, actor=step.actor, generation=step.generation)
         if text:
             await service.enqueue_channel_post(session=session, incident=incident, text=text,
                                                key=f"step:{step.step_key}", now=self.clock.now())
@@ -234,7 +233,8 @@ class EscalationEngine:
         incident = await service.lock_incident(session=session, incident_id=step.incident_id)
         stop_reason, existing = await service.page_gate(
             session=session, incident=incident, step_key=step.step_key,
-            recipient=recipient.recipient, generation=step.generation)
+            recipient=recipient.recipient, generation=step.generation, level=step.level,
+            attempt=step.attempt)
         return incident, stop_reason, existing
 
     async def page_one(
@@ -292,7 +292,7 @@ class EscalationEngine:
                     detail += f" (gave up after {attempt.deferrals + 1} tries)"
             else:
                 kind = recipient.recipient.partition(":")[0]
-                outcome = PageOutcome.DELIVERED if kind in SLACK_KINDS else PageOutcome.SENT
+                outcome = PageOutcome.DELIVERED if kind in service.SLACK_RECIPIENTS else PageOutcome.SENT
                 detail, provider_ids = result.detail, dict(result.provider_ids)
             page = await self._record(session, incident, step, recipient, outcome, detail, started=started,
                                       provider_ids=provider_ids)

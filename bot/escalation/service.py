@@ -28,19 +28,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.clock import utc
 from bot.durations import format_duration
 from bot.escalation.models import EscalationPlan, Page, PageAttempt, PageOutcome
 from bot.incidents import lifecycle
 from bot.incidents import service as incidents
 from bot.incidents.models import EventKind, Incident, IncidentState, TimelineEvent
 from bot.jobs import service as jobs
+from bot.jobs.models import Job, JobState
 from bot.playbooks.models import EscalationMatrix, Severity
 from bot.playbooks.targets import Target, TargetKind
 
@@ -54,6 +56,9 @@ CHANNEL_POST = "escalation.channel_post"
 JOB_KINDS = (PLAN, LEVEL, MANUAL_PAGE, RESPONSE_CHECK, STATUS_REMINDER, MIRROR, CHANNEL_POST)
 
 SYSTEM_ACTOR = incidents.SYSTEM_ACTOR
+# Recipients paged by a Slack message, sent again only by a level's own repeats; PagerDuty and
+# Opsgenie de-duplicate by their key (a new send carries the new severity).
+SLACK_RECIPIENTS = ("user", "channel", "group")
 
 
 # --- lifecycle: react to incident changes inside their transaction ----------------------
@@ -203,10 +208,15 @@ async def plan_escalation(
     pages = incident.state == IncidentState.OPEN and (reason == "opened" or upgrade or never_planned)
     if never_planned:
         origin_at = incident.opened_at  # levels count from the opening
-    steps = matrix.steps(severity)
     levels = matrix.levels(severity)
+    steps = [PlannedStep(origin_at + step.offset, step.level, step.attempt, tuple(str(t) for t in step.notify))
+             for step in matrix.steps(severity)]
     cancelled = 0
+    brought_forward: list[PlannedStep] = []
     if pages:
+        if not never_planned:  # an upgrade: no page the old plan had due sooner is put off
+            steps, brought_forward = keep_earlier_pages(
+                steps, await pending_level_steps(session=session, incident_id=incident.id))
         cancelled = await jobs.cancel_jobs(session=session, incident_id=incident.id, kinds=[LEVEL],
                                            now=now)
         if plan is None:
@@ -231,14 +241,15 @@ async def plan_escalation(
 
     for step in steps:
         await jobs.enqueue(
-            session=session, kind=LEVEL, due_at=origin_at + step.offset, now=now,
+            session=session, kind=LEVEL, due_at=step.due_at, now=now,
             incident_id=incident.id,
             payload={
                 "generation": generation, "level": step.level, "attempt": step.attempt,
-                "repeats": levels[step.level].repeat, "severity": severity.value,
-                "offset_seconds": int(step.offset.total_seconds()),
-                "due_at": (origin_at + step.offset).isoformat(),  # kept when the job is put off
-                "targets": [str(target) for target in step.notify],
+                "repeats": levels[step.level].repeat if step.level < len(levels) else 0,
+                "severity": severity.value,
+                "offset_seconds": int((step.due_at - origin_at).total_seconds()),
+                "due_at": step.due_at.isoformat(),  # kept when the job is put off
+                "targets": list(step.targets),
             },
             dedup_key=f"{LEVEL}:{incident.id}:{level_step_key(generation, step.level, step.attempt)}",
         )
@@ -251,19 +262,82 @@ async def plan_escalation(
         text = f"Escalation planned for {severity.value}: {schedule}"
     else:
         text = (f"Severity raised to {severity.value}: escalation re-planned from the "
-                f"{severity.value} matrix: {schedule}")
+                f"{severity.value} matrix, counting from the upgrade: {schedule}")
+        if brought_forward:
+            text += "; kept at the old plan's earlier times: " + ", ".join(
+                f"level {step.level + 1} at {_clock_offset(step.due_at - incident.opened_at)} after opening "
+                f"({', '.join(step.targets)})" for step in brought_forward)
     event = await incidents.record_event(
         session=session, incident=incident, kind=EventKind.ESCALATION, now=now, actor=SYSTEM_ACTOR,
         text=text,
         data={"action": "planned", "reason": reason, "severity": severity.value,
               "generation": generation, "levels": len(levels), "steps": len(steps),
-              "cancelled": cancelled, "origin_at": origin_at.isoformat()},
+              "cancelled": cancelled, "origin_at": origin_at.isoformat(),
+              "brought_forward": [{"level": step.level + 1, "attempt": step.attempt,
+                                   "due_at": step.due_at.isoformat()} for step in brought_forward]},
     )
     return PlanResult(len(steps), cancelled, event)
 
 
 def _offset(delta: timedelta) -> str:
     return format_duration(delta).replace(" ", "") if delta else "0m"
+
+
+def _clock_offset(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    return f"+{_offset(delta)}" if seconds >= 60 else f"+{seconds}s"
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One notification of a plan: its time, 0-based level and repeat, and targets as written."""
+
+    due_at: datetime
+    level: int
+    attempt: int
+    targets: tuple[str, ...]
+
+
+async def pending_level_steps(*, session: AsyncSession, incident_id: int) -> list[PlannedStep]:
+    """The level steps the current plan still has to send, at the times that plan gave them."""
+    rows = await session.execute(
+        select(Job).where(Job.incident_id == incident_id, Job.kind == LEVEL,
+                          Job.state == JobState.PENDING.value))
+    found = []
+    for job in rows.scalars():
+        payload = job.payload or {}
+        due = datetime.fromisoformat(payload["due_at"]) if payload.get("due_at") else job.due_at
+        found.append(PlannedStep(utc(due), int(payload.get("level", 0)), int(payload.get("attempt", 0)),
+                                 tuple(payload.get("targets") or ())))
+    return found
+
+
+def keep_earlier_pages(new: Sequence[PlannedStep], pending: Iterable[PlannedStep]
+                       ) -> tuple[list[PlannedStep], list[PlannedStep]]:
+    """The new plan of a severity upgrade, with no target paged later than the old plan had it due.
+
+    For each target of a pending old step, the new plan's first step that notifies it is
+    brought forward to the old time if it comes later; a target the new plan never
+    notifies keeps its old step (in the new plan's step of the same level and repeat).
+    Returns the plan in time order and the steps that were brought forward.
+    """
+    steps = {(step.level, step.attempt): step for step in new}
+    moved: set[tuple[int, int]] = set()
+    for old in sorted(pending, key=lambda step: step.due_at):
+        for target in old.targets:
+            first = min((s for s in steps.values() if target in s.targets),
+                        key=lambda s: (s.due_at, s.level, s.attempt), default=None)
+            if first is None:
+                key = (old.level, old.attempt)
+                same = steps.get(key)
+                steps[key] = (PlannedStep(old.due_at, old.level, old.attempt, (target,)) if same is None else
+                              replace(same, due_at=min(same.due_at, old.due_at), targets=(*same.targets, target)))
+                moved.add(key)
+            elif first.due_at > old.due_at:
+                steps[(first.level, first.attempt)] = replace(first, due_at=old.due_at)
+                moved.add((first.level, first.attempt))
+    ordered = sorted(steps.values(), key=lambda step: (step.due_at, step.level, step.attempt))
+    return ordered, [step for step in ordered if (step.level, step.attempt) in moved]
 
 
 async def stop_escalation(
@@ -280,14 +354,17 @@ async def stop_escalation(
 
 
 async def page_gate(
-    *, session: AsyncSession, incident: Incident, step_key: str, recipient: str, generation: int | None
+    *, session: AsyncSession, incident: Incident, step_key: str, recipient: str, generation: int | None,
+    level: int | None = None, attempt: int = 0,
 ) -> tuple[str | None, Page | None]:
     """May this recipient of this step be paged now? Call with the incident locked.
 
     Returns ``(stop_reason, existing_page)``: a reason when the step must not page
     any more (acknowledged, resolved, re-planned; a manual page, ``generation``
     None, only stops once the incident is resolved), else the page row when this
-    recipient was paged for this step already. One query in the common case.
+    recipient was paged for this step already — or, for a person or channel reached
+    in Slack, at the same ``level`` and repeat of an earlier plan (before a severity
+    upgrade): nobody gets that DM twice. One query in the common case.
     """
     if generation is None:
         if incident.state == IncidentState.RESOLVED:
@@ -311,6 +388,12 @@ async def page_gate(
         if row[1] is not None:
             return f"the escalation stopped ({row[2]})", None
         page_id = row[3]
+        if page_id is None and level is not None and recipient.partition(":")[0] in SLACK_RECIPIENTS:
+            page_id = await session.scalar(
+                select(Page.id).where(Page.incident_id == incident.id, Page.recipient == recipient,
+                                      Page.level == level, Page.attempt == attempt,
+                                      Page.generation < generation,
+                                      Page.outcome != PageOutcome.FAILED.value).limit(1))
     return None, (await session.get(Page, page_id) if page_id is not None else None)
 
 
@@ -691,12 +774,18 @@ async def enqueue_channel_post(
 
 
 def level_summary(*, incident: Incident, pages: Iterable[Page], level: int | None, attempt: int,
-                  actor: str | None = None) -> str | None:
-    """One channel line for a step: who was paged, and which targets failed."""
+                  actor: str | None = None, generation: int | None = None) -> str | None:
+    """One channel line for a step: who was paged, and which targets failed (a page of an
+    earlier plan, not sent again, says so)."""
     pages = list(pages)
+
+    def earlier(page: Page) -> bool:
+        return generation is not None and page.generation is not None and page.generation < generation
+
     if not pages:
         return None
-    reached = [describe_recipient(p.recipient) for p in pages if p.outcome != PageOutcome.FAILED]
+    reached = [describe_recipient(p.recipient) + (" (paged at this level already)" if earlier(p) else "")
+               for p in pages if p.outcome != PageOutcome.FAILED]
     failed = [p for p in pages if p.outcome == PageOutcome.FAILED]
     if level is None:
         head = f":pager: {incident.key}: " + (f"<@{actor}> paged " if actor else "paged ")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from bot.incidents.models import TEXT_MAX, TITLE_MAX, Role
 from bot.playbooks.models import Severity
+from bot.text import clean, is_blank
 
 MAX_COMMAND_TEXT = 3500
 EXPORT_FORMATS = ("md", "json", "html", "github")
@@ -72,12 +73,6 @@ class Command:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def without_nul(text: str | None) -> str:
-    """Text as Firebreak stores it: NUL characters dropped (PostgreSQL cannot store them in
-    text, and Slack never sends them; only a made-up request does)."""
-    return (text or "").replace("\x00", "")
-
-
 def parse_incident_ref(token: str) -> int | None:
     match = _INCIDENT_REF.match(token.strip())
     return int(match.group(1)) if match else None
@@ -123,8 +118,11 @@ def _limit(text: str, limit: int, what: str, usage: str) -> str:
 
 
 def parse_incident_command(text: str) -> Command:
-    """Parse the text after ``/incident``; raise UsageError with the right usage."""
-    text = without_nul(text).strip()
+    """Parse the text after ``/incident``; raise UsageError with the right usage.
+
+    Text that shows nothing (zero-width or format characters only) counts as no text.
+    """
+    text = clean(text).strip()
     if len(text) > MAX_COMMAND_TEXT:
         raise UsageError(
             f"That command is {len(text):,} characters long; Firebreak accepts at most "
@@ -154,8 +152,9 @@ def parse_incident_command(text: str) -> Command:
             service = match.group(1).lower()
             body = (body[: match.start()] + " " + body[match.end():]).strip()
         title = " ".join(body.split())
-        if not title:
-            raise UsageError("An incident needs a title.", usage)
+        if is_blank(title):
+            raise UsageError("An incident needs a title (one that shows: zero-width and format "
+                             "characters alone are not one).", usage)
         _limit(title, TITLE_MAX, "title", usage)
         return Command("open", severity=severity, text=title, service=service)
 
@@ -172,6 +171,8 @@ def parse_incident_command(text: str) -> Command:
 
     incident, words = _split_incident(words)
     body = " ".join(words)
+    if is_blank(body):
+        body = ""
 
     if name in ("ack", "reopen", "timeline"):
         if words:
@@ -205,12 +206,13 @@ def parse_incident_command(text: str) -> Command:
         if target is None:
             raise UsageError(f"`{words[0][:40]}` is not someone Firebreak can page.", usage)
         message = " ".join(words[1:])
+        message = "" if is_blank(message) else message
         return Command(name, incident=incident, target=target,
                        text=_limit(message, TEXT_MAX, "message", usage))
     if name == "followup":
         owner = parse_user(words[-1]) if words else None
         item = " ".join(words[:-1] if owner else words)
-        if not item:
+        if is_blank(item):
             raise UsageError("A follow-up needs some text.", usage)
         return Command(name, incident=incident, text=_limit(item, TEXT_MAX, "follow-up", usage),
                        user=owner)

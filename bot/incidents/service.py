@@ -29,12 +29,13 @@ from bot.incidents.models import (
 )
 from bot.jobs import service as jobs
 from bot.playbooks.models import Severity
+from bot.text import clean, is_blank
 
 ACTIVE_STATES = (IncidentState.OPEN, IncidentState.ACKNOWLEDGED, IncidentState.MITIGATED)
 SYSTEM_ACTOR = "firebreak"
 # A repeated `open` with the same title by the same person while the first
-# one's Slack set-up has not finished completes that one instead.
-RESUME_WINDOW = timedelta(minutes=15)
+# one's Slack set-up has not finished (or was given up) completes that one instead.
+RESUME_WINDOW = timedelta(hours=1)
 
 
 class IncidentError(Exception):
@@ -56,10 +57,11 @@ class OpenResult:
 
 
 def _clean(text: str, *, limit: int, what: str) -> str:
-    text = (text or "").strip()
+    """Typed text as stored: see :mod:`bot.text`; text that shows nothing is no text."""
+    text = clean(text).strip()
     if len(text) > limit:
         raise IncidentError(f"The {what} is {len(text):,} characters long; the limit is {limit:,}.")
-    return text
+    return "" if is_blank(text) else text
 
 
 async def record_event(

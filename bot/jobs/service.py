@@ -71,6 +71,15 @@ async def cancel_jobs(
     return result.rowcount or 0
 
 
+async def rearm(*, session: AsyncSession, dedup_key: str, now: datetime) -> bool:
+    """Make a job that gave up (failed) due again, with its tries counted afresh."""
+    result = await session.execute(
+        update(Job).where(Job.dedup_key == dedup_key, Job.state == JobState.FAILED.value)
+        .values(state=JobState.PENDING.value, attempts=0, due_at=now, finished_at=None,
+                locked_by=None, locked_until=None))
+    return bool(result.rowcount)
+
+
 def _claimable(now: datetime):
     return or_(
         and_(Job.state == JobState.PENDING.value, Job.due_at <= now),

@@ -19,6 +19,7 @@ from typing import Any
 
 from bot.pagers.base import PageRequest, truncate
 from bot.slack.ids import ActionId
+from bot.text import shown
 
 HEADER_LIMIT = 150
 SECTION_TEXT_LIMIT = 3000
@@ -33,15 +34,6 @@ PAGE_ACTIONS_BLOCK_ID = "page_actions"
 _BARE_NUMBER = re.compile(r"^(?:INC-)?([0-9]+)$", re.IGNORECASE)
 
 _SEVERITY_EMOJI = {"P0": ":red_circle:", "P1": ":large_orange_circle:", "P2": ":large_yellow_circle:", "P3": ":white_circle:"}
-
-
-def escape_mrkdwn(text: str) -> str:
-    """Escape the three characters Slack treats as control characters in mrkdwn.
-
-    Titles are typed by people: escaping keeps ``<!channel>`` or ``<@U1>`` in a
-    title from turning into a real mention.
-    """
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def channel_reference(request: PageRequest) -> str | None:
@@ -64,7 +56,7 @@ def _paged_by(request: PageRequest) -> str:
     who = request.paged_by
     if not who:
         return ""
-    return f" from <@{who}>" if _is_user_id(who) else f" from {escape_mrkdwn(who)}"
+    return f" from <@{who}>" if _is_user_id(who) else f" from {shown(who)}"
 
 
 def _is_user_id(value: str) -> bool:
@@ -81,7 +73,7 @@ def page_reason(request: PageRequest) -> str:
 def page_fallback_text(request: PageRequest) -> str:
     """Notification text (shown in push notifications and where blocks cannot render).
 
-    Slack parses this text as mrkdwn too, so the title is escaped like in the blocks.
+    Slack parses this text as mrkdwn too, so the title is shown as in the blocks.
     """
     prefix = f"Page: {request.incident_ref} {request.severity} ({page_reason(request)}): "
     return prefix + _fit(request.incident_title, FALLBACK_TEXT_LIMIT - len(prefix))
@@ -128,7 +120,7 @@ def parse_page_ack_value(value: str) -> PageAckValue:
 
 
 def _header(request: PageRequest) -> dict[str, Any]:
-    text = f":rotating_light: {request.incident_ref} {request.severity}: {request.incident_title}"
+    text = f":rotating_light: {request.incident_ref} {request.severity}: {shown(request.incident_title)}"
     return {"type": "header", "text": {"type": "plain_text", "text": truncate(text, HEADER_LIMIT), "emoji": True}}
 
 
@@ -140,7 +132,7 @@ def _summary_section(request: PageRequest) -> dict[str, Any]:
     channel = channel_reference(request)
     if channel:
         fixed.append(f"Incident channel: {channel}")
-    # Escaping can lengthen the title, so truncate it to what is left after the fixed lines.
+    # Showing can change the title's length, so truncate it to what is left after the fixed lines.
     title_prefix = f"*{request.incident_ref}* — "
     room = SECTION_TEXT_LIMIT - len("\n".join(fixed)) - len(title_prefix) - 1
     title = _fit(request.incident_title, room)
@@ -148,11 +140,11 @@ def _summary_section(request: PageRequest) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
-def _fit(text: str, limit: int, render: Callable[[str], str] = escape_mrkdwn) -> str:
+def _fit(text: str, limit: int, render: Callable[[str], str] = shown) -> str:
     """``render(text)``, or of its longest prefix marked with "…", within ``limit`` characters.
 
-    Rendering (escaping, quoting) can lengthen text, so the cut is made on the raw
-    text and measured on the rendered form: an ``&amp;`` is never cut in half.
+    Rendering (showing, quoting) can change the text's length, so the cut is made on the
+    raw text and measured on the rendered form: an ``&lt;`` is never cut in half.
     """
     rendered = render(text)
     if len(rendered) <= limit:
@@ -168,7 +160,7 @@ def _fit(text: str, limit: int, render: Callable[[str], str] = escape_mrkdwn) ->
 
 
 def _quote(text: str) -> str:
-    return "> " + escape_mrkdwn(text).replace("\n", "\n> ")
+    return "> " + shown(text).replace("\n", "\n> ")
 
 
 def _message_section(message: str) -> dict[str, Any]:
@@ -214,7 +206,7 @@ def build_page_acknowledged_blocks(request: PageRequest, acknowledged_by: str) -
 
     ``acknowledged_by`` is a Slack user id (rendered as a mention) or a name.
     """
-    who = f"<@{acknowledged_by}>" if _is_user_id(acknowledged_by) else escape_mrkdwn(acknowledged_by)
+    who = f"<@{acknowledged_by}>" if _is_user_id(acknowledged_by) else shown(acknowledged_by)
     blocks = build_page_blocks(request, with_button=False)
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(f":white_check_mark: Acknowledged by {who}", CONTEXT_TEXT_LIMIT)}]})
     return blocks

@@ -308,9 +308,11 @@ class RollbackProvider(Protocol):
         """Recent deploys, newest first, the live one marked."""
         ...
 
-    async def plan(self, config: Any, *, to: str | None = None) -> RollbackPlan:
+    async def plan(self, config: Any, *, to: str | None = None,
+                   skip: Mapping[str, str] | None = None) -> RollbackPlan:
         """Current live deploy → target (default: the newest deploy that was live
-        before the current one, failed builds skipped). Raises InvalidTarget."""
+        before the current one, failed builds and the deploys in ``skip`` skipped —
+        id → why, said in the plan's notes). Raises InvalidTarget."""
         ...
 
     async def trigger(
@@ -356,10 +358,14 @@ def choose_plan(
     to: str | None,
     where: str,
     notes: tuple[str, ...] = (),
+    skip: Mapping[str, str] | None = None,
 ) -> RollbackPlan:
     """Pick the live deploy and the rollback target from ``deploys`` (newest first).
 
-    ``where`` names the service in messages ("Render service srv-abc").
+    ``where`` names the service in messages ("Render service srv-abc"). The default
+    target is never one of ``skip`` (deploy id → why, e.g. a deploy Firebreak rolled back
+    from): like a failed build it is passed over, and a note says so. Named with ``to``,
+    it is allowed (the caller warns).
     """
     live_at = next((i for i, d in enumerate(deploys) if d.is_live), None)
     if live_at is None:
@@ -382,13 +388,25 @@ def choose_plan(
                 provider=provider,
             )
         return RollbackPlan(provider, current, target, notes)
-    target = next((d for d in deploys[live_at + 1 :] if d.can_be_target), None)
+    skip = skip or {}
+    skipped: list[str] = []
+    target = None
+    for deploy in deploys[live_at + 1 :]:
+        if not deploy.can_be_target:
+            continue
+        if deploy.id in skip:
+            skipped.append(f"`{deploy.id}` was skipped: {skip[deploy.id]}. Name it with `to {deploy.id}` "
+                           "to bring it back (another owner must approve).")
+            continue
+        target = deploy
+        break
     if target is None:
         raise InvalidTarget(
-            f"{where} has no earlier deploy that was live before `{current.id}`: nothing to roll back to.",
+            f"{where} has no earlier deploy that was live before `{current.id}`: nothing to roll back to."
+            + "".join(f" {note}" for note in skipped),
             provider=provider,
         )
-    return RollbackPlan(provider, current, target, notes)
+    return RollbackPlan(provider, current, target, (*skipped, *notes))
 
 
 def created_after_trigger(created_at: datetime, *, since: datetime, current: Deploy) -> bool:

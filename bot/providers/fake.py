@@ -15,7 +15,7 @@ It works with any playbook provider config (histories are kept per
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -136,9 +136,10 @@ class FakeProvider:
         self.list_calls += 1
         return list(self.history(config)[:limit])
 
-    async def plan(self, config: Any, *, to: str | None = None) -> RollbackPlan:
+    async def plan(self, config: Any, *, to: str | None = None,
+                   skip: Mapping[str, str] | None = None) -> RollbackPlan:
         deploys = await self.list_deploys(config, limit=50)
-        return choose_plan(self.type, deploys, to=to, where=f"fake service `{service_label(config)}`", notes=self.notes)
+        return choose_plan(self.type, deploys, to=to, where=f"fake service `{service_label(config)}`", notes=self.notes, skip=skip)
 
     async def trigger(self, config: Any, plan: RollbackPlan, *, idempotency_key: str, reason: str = "") -> RollbackHandle:
         self.trigger_calls += 1

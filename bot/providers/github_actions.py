@@ -130,14 +130,15 @@ class GithubActionsProvider:
         live_id = next((r["id"] for r in rows if r["state"] == "success"), None)
         return [_deploy(row, live_id) for row in rows]
 
-    async def plan(self, config: GithubActionsConfig, *, to: str | None = None) -> RollbackPlan:
+    async def plan(self, config: GithubActionsConfig, *, to: str | None = None,
+                   skip: Mapping[str, str] | None = None) -> RollbackPlan:
         deploys = await self.list_deploys(config, limit=50 if to else 20)
         if to is not None and len(to) >= 7 and all(d.id != to for d in deploys):
             by_sha = next((d for d in deploys if d.commit_sha and d.commit_sha.startswith(to) and d.can_be_target), None)
             if by_sha is not None:  # accept a commit sha (prefix) as well as a deployment id
                 to = by_sha.id
         where = f"GitHub environment `{config.environment}` of `{config.repo}`"
-        return choose_plan(self.type, deploys, to=to, where=where, notes=self.notes)
+        return choose_plan(self.type, deploys, to=to, where=where, notes=self.notes, skip=skip)
 
     # -- the rollback
 

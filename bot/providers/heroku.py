@@ -82,14 +82,15 @@ class HerokuProvider:
         releases.sort(key=lambda r: int(r.get("version") or 0), reverse=True)
         return [self._deploy(r) for r in releases[:limit]]
 
-    async def plan(self, config: HerokuConfig, *, to: str | None = None) -> RollbackPlan:
+    async def plan(self, config: HerokuConfig, *, to: str | None = None,
+                   skip: Mapping[str, str] | None = None) -> RollbackPlan:
         deploys = await self.list_deploys(config, limit=50 if to else 20)
         if to is not None:  # accept "v41" or "41" as well as the release's uuid
             version = to[1:] if to[:1] in ("v", "V") else to
             by_version = next((d for d in deploys if str(d.raw.get("version")) == version), None)
             if by_version is not None:
                 to = by_version.id
-        return choose_plan(self.type, deploys, to=to, where=f"Heroku app `{config.app}`", notes=self.notes)
+        return choose_plan(self.type, deploys, to=to, where=f"Heroku app `{config.app}`", notes=self.notes, skip=skip)
 
     async def trigger(self, config: HerokuConfig, plan: RollbackPlan, *, idempotency_key: str, reason: str = "") -> RollbackHandle:
         started = self.clock.now()

@@ -157,11 +157,12 @@ class RailwayProvider:
         live_id = next((n["id"] for n in nodes if n.get("status") in LIVE_STATUSES), None)
         return [self._deploy(n, live_id) for n in nodes[:limit]]
 
-    async def plan(self, config: RailwayConfig, *, to: str | None = None) -> RollbackPlan:
+    async def plan(self, config: RailwayConfig, *, to: str | None = None,
+                   skip: Mapping[str, str] | None = None) -> RollbackPlan:
         deploys = await self.list_deploys(config, limit=50 if to else 20)
         if to is not None and all(d.id != to for d in deploys):
             await self._check_outside_window(config, to)
-        return choose_plan(self.type, deploys, to=to, where=f"Railway service `{config.service_id}`", notes=self.notes)
+        return choose_plan(self.type, deploys, to=to, where=f"Railway service `{config.service_id}`", notes=self.notes, skip=skip)
 
     async def _check_outside_window(self, config: RailwayConfig, deployment_id: str) -> None:
         """A ``to`` id not among the recent deployments: say precisely why it is refused."""

@@ -82,9 +82,10 @@ class RenderProvider:
         deploys.sort(key=lambda d: d.created_at, reverse=True)
         return deploys[:limit]
 
-    async def plan(self, config: RenderConfig, *, to: str | None = None) -> RollbackPlan:
+    async def plan(self, config: RenderConfig, *, to: str | None = None,
+                   skip: Mapping[str, str] | None = None) -> RollbackPlan:
         deploys = await self.list_deploys(config, limit=50 if to else 20)
-        return choose_plan(self.type, deploys, to=to, where=f"Render service `{config.service_id}`", notes=self.notes)
+        return choose_plan(self.type, deploys, to=to, where=f"Render service `{config.service_id}`", notes=self.notes, skip=skip)
 
     async def trigger(self, config: RenderConfig, plan: RollbackPlan, *, idempotency_key: str, reason: str = "") -> RollbackHandle:
         started = self.clock.now()

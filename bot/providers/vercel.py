@@ -92,9 +92,10 @@ class VercelProvider:
             deploys[0] = replace(deploys[0], is_live=True, can_be_target=False)
         return deploys[:limit]
 
-    async def plan(self, config: VercelConfig, *, to: str | None = None) -> RollbackPlan:
+    async def plan(self, config: VercelConfig, *, to: str | None = None,
+                   skip: Mapping[str, str] | None = None) -> RollbackPlan:
         deploys = await self.list_deploys(config, limit=50 if to else 20)
-        return choose_plan(self.type, deploys, to=to, where=f"Vercel project `{config.project_id}` (READY production deployments)", notes=self.notes)
+        return choose_plan(self.type, deploys, to=to, where=f"Vercel project `{config.project_id}` (READY production deployments)", notes=self.notes, skip=skip)
 
     # -- the rollback
 

@@ -16,6 +16,7 @@ from bot.clock import utc
 from bot.durations import format_duration
 from bot.rollback.models import Rollback, RollbackStatus, RollbackStep
 from bot.slack.ids import ActionId
+from bot.text import shown
 from bot.timefmt import utc_and_local
 
 Block = dict[str, Any]
@@ -33,6 +34,7 @@ STATE_EMOJI = {
 STEP_EMOJI = {
     "requested": ":leftwards_arrow_with_hook:",
     "approved": ":ballot_box_with_check:",
+    "confirm_waiting": ":hourglass_flowing_sand:",
     "confirmed": ":rocket:",
     "trigger_ambiguous": ":warning:",
     "trigger_unavailable": ":warning:",
@@ -95,10 +97,25 @@ def deploy_text(deploy: Mapping[str, Any], now: datetime) -> str:
     return " · ".join(parts)
 
 
+def waiting_text(rollback: Rollback, missing: int) -> str:
+    """``Confirmed by @a — waiting for 1 approval from the owners``."""
+    return (f"Confirmed by <@{rollback.confirmed_by}> — waiting for {missing} "
+            f"approval{'s' if missing != 1 else ''} from the owners")
+
+
+def _counted(rollback: Rollback, approvers: Sequence[str]) -> list[str]:
+    """The approvals that count: never the confirmer's own."""
+    return [a for a in approvers if a != rollback.confirmed_by]
+
+
 def _status_line(rollback: Rollback, approvers: Sequence[str], now: datetime) -> str:
     state = RollbackStatus(rollback.state)
     line = f"{STATE_EMOJI[state]} *{state.label.capitalize()}*"
     if state == RollbackStatus.PREVIEW:
+        if rollback.confirmed_by:
+            missing = rollback.approvals_needed - len(_counted(rollback, approvers))
+            waiting = waiting_text(rollback, missing) if missing > 0 else f"Confirmed by <@{rollback.confirmed_by}>"
+            line = f"{STATE_EMOJI[state]} *{waiting}*"
         left = rollback.expires_at - now
         line += f" — expires in {format_duration(left)}" if left.total_seconds() > 0 else " — expiring"
     elif rollback.confirmed_by and state in (RollbackStatus.TRIGGERING, RollbackStatus.ROLLING_BACK,
@@ -121,27 +138,40 @@ def preview_blocks(
     incident_key: str | None,
     now: datetime,
     zone: ZoneInfo,
+    brings_back: str | None = None,
+    incident_note: str | None = None,
 ) -> list[Block]:
-    """The preview (and, updated in place, the rollback's status message)."""
+    """The preview (and, updated in place, the rollback's status message).
+
+    ``brings_back``: the warning that the target is a deploy an earlier rollback moved
+    away from (shown first); ``incident_note``: why the incident it was previewed in no
+    longer applies (it was resolved)."""
     plan = rollback.plan or {}
     provider = provider_label(rollback.provider)
     state = RollbackStatus(rollback.state)
     header = f"Rollback {rollback.key}: {rollback.service} ({provider})"
-    where = (f"in {incident_key} ({rollback.severity})" if incident_key
-             else "no open incident: confirming opens a P2 incident for it")
+    if incident_note and state == RollbackStatus.PREVIEW:
+        where = incident_note
+    elif incident_key:
+        where = f"in {incident_key} ({rollback.severity})"
+    else:
+        where = "no open incident: confirming opens a P2 incident for it"
     approvals = ""
     if rollback.approvals_needed:
-        got = ", ".join(f"<@{a}>" for a in approvers) or "none yet"
-        approvals = (f"\n*Approvals*: {len(approvers)} of {rollback.approvals_needed} "
-                     f"(another owner must press *Approve* first) — {got}")
+        counted = _counted(rollback, approvers)
+        got = ", ".join(f"<@{a}>" for a in counted) or "none yet"
+        approvals = (f"\n*Approvals*: {len(counted)} of {rollback.approvals_needed} "
+                     f"(from owners other than the one who confirms; Approve and Confirm in either order) — {got}")
     blocks: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "emoji": True, "text": _truncate(header, 150)}},
+        *([{"type": "section", "text": _mrkdwn(f":warning: *{brings_back}.*")}]
+          if brings_back and state == RollbackStatus.PREVIEW else []),
         {"type": "section", "text": _mrkdwn(
             f"*Live now*: {deploy_text(plan.get('current') or {}, now)}\n"
             f"*Roll back to*: {deploy_text(plan.get('target') or {}, now)}")},
         {"type": "section", "text": _mrkdwn(
             f"*Requested by* <@{rollback.requested_by}> · {where}"
-            + (f"\n*Reason*: {rollback.reason}" if rollback.reason else "")
+            + (f"\n*Reason*: {shown(rollback.reason)}" if rollback.reason else "")
             + f"\n*Who may confirm*: owners of `{rollback.service}` ({owners})" + approvals)},
         {"type": "section", "text": _mrkdwn(_status_line(rollback, approvers, now))},
     ]
@@ -169,7 +199,7 @@ def preview_fallback(rollback: Rollback) -> str:
 
 def step_line(step: RollbackStep) -> str:
     emoji = STEP_EMOJI.get(step.step, ":small_blue_diamond:")
-    return _truncate(f"{emoji} {step.text}".strip(), 3000)
+    return _truncate(f"{emoji} {shown(step.text)}".strip(), 3000)
 
 
 FINAL_STEPS = {"succeeded", "failed", "canceled", "expired"}

@@ -15,8 +15,9 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from bot.incidents.commands import UsageError, without_nul
+from bot.incidents.commands import UsageError
 from bot.rollback.models import REASON_MAX
+from bot.text import clean, is_blank
 
 MAX_COMMAND_TEXT = 1000
 SUBCOMMANDS = ("status", "list", "help")
@@ -50,7 +51,7 @@ def _service(token: str, services: Collection[str], usage: str) -> str:
 
 def parse_rollback_command(text: str, services: Collection[str]) -> RollbackCommand:
     """Parse the text after ``/rollback``; raise :class:`UsageError` with the right usage."""
-    text = without_nul(text).strip()
+    text = clean(text).strip()
     if len(text) > MAX_COMMAND_TEXT:
         raise UsageError(
             f"That command is {len(text):,} characters long; /rollback accepts at most "
@@ -86,6 +87,7 @@ def parse_rollback_command(text: str, services: Collection[str]) -> RollbackComm
             raise UsageError(f"`{rest[1][:60]}` is not a deploy id (letters, digits, `_.:-`).", usage)
         target, rest = rest[1], rest[2:]
     reason = " ".join(rest)
+    reason = "" if is_blank(reason) else reason
     if len(reason) > REASON_MAX:
         raise UsageError(f"The reason is {len(reason):,} characters long; the limit is {REASON_MAX}.", usage)
     return RollbackCommand("start", service=service, target=target, reason=reason)
@@ -96,11 +98,12 @@ def help_text() -> str:
         "*Firebreak — /rollback*",
         (f"• `{USAGE['start']}` — preview a rollback: what is live now → what it goes back to, "
          "with *Confirm* / *Cancel*. The default target is the newest deploy that was live "
-         "before the current one (failed builds skipped)."),
+         "before the current one (failed builds, and deploys Firebreak rolled back from, skipped)."),
         f"• `{USAGE['status']}` — rollbacks in flight and recent ones",
         f"• `{USAGE['list']}` — services, their providers and what is live now",
         f"• `{USAGE['help']}` — this help",
         ("Only the service's owners (playbook `owners`) may confirm. Where the playbook asks for "
-         "approvals at the incident's severity (P2 outside an incident), another owner presses "
-         "*Approve* first. A preview expires after 15 minutes; one rollback per service at a time."),
+         "approvals at the incident's severity (P2 outside an incident), other owners press "
+         "*Approve*, before or after the Confirm: the click that completes them starts the rollback. "
+         "A preview expires after 15 minutes; one rollback per service at a time."),
     ])

@@ -491,13 +491,17 @@ class RollbackFlow:
             rollback = await rollbacks.get_rollback(session=session, rollback_id=rollback_id)
             approvers = await rollbacks.approvers_of(session=session, rollback_id=rollback_id)
             incident = await session.get(Incident, rollback.incident_id) if rollback.incident_id else None
+            earlier = await rollbacks.rolled_back_from(session=session, service=rollback.service,
+                                                       deploy_id=rollback.target_id, before=rollback.id)
+            note = await rollbacks.incident_note(session=session, rollback=rollback)
         playbook = self.playbook(rollback.service)
         owners = rollbacks.owners_text(playbook) if playbook else "unknown"
         return {
             "text": blocks.preview_fallback(rollback),
-            "blocks": blocks.preview_blocks(rollback, approvers=approvers, owners=owners,
-                                            incident_key=incident.key if incident else None,
-                                            now=self.clock.now(), zone=self.settings.display_zone),
+            "blocks": blocks.preview_blocks(
+                rollback, approvers=approvers, owners=owners, incident_key=incident.key if incident else None,
+                now=self.clock.now(), zone=self.settings.display_zone, incident_note=note,
+                brings_back=rollbacks.brings_back_text(rollback, earlier) if earlier else None),
         }
 
     async def update_preview(self, rollback_id: int) -> None:

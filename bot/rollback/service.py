@@ -28,7 +28,7 @@ from bot.incidents.service import IncidentError
 from bot.jobs import service as jobs
 from bot.playbooks.models import ServicePlaybook, Severity
 from bot.providers.base import RollbackHandle, RollbackPlan, RollbackProgress
-from bot.rollback.blocks import provider_label
+from bot.rollback.blocks import provider_label, waiting_text
 from bot.rollback.models import (
     ACTIVE_STATES,
     Rollback,
@@ -37,6 +37,7 @@ from bot.rollback.models import (
     RollbackStep,
 )
 from bot.slack.effects import SYNC_CARD
+from bot.text import clean
 
 PREVIEW_TTL = timedelta(minutes=15)
 TRIGGER_JOB = "rollback.trigger"
@@ -72,7 +73,8 @@ def busy_text(existing: Rollback, *, now: datetime) -> str:
     text = (f"A rollback of `{existing.service}` is already in flight: {existing.key}, started by "
             f"<@{existing.requested_by}> {age} ago, now *{state.label}*")
     if existing.confirmed_by:
-        text += f" (confirmed by <@{existing.confirmed_by}>)"
+        text += f" (confirmed by <@{existing.confirmed_by}>" + (
+            ", waiting for approvals)" if state == RollbackStatus.PREVIEW else ")")
     if existing.channel_id:
         text += f", in <#{existing.channel_id}>"
     return text + f". One rollback per service at a time: see `/rollback status {existing.service}`."
@@ -84,6 +86,7 @@ class ActionResult:
     accepted: bool
     message: str  # for the person who clicked (ephemeral)
     slack_job: str | None = None  # dedup key of the Slack job to run at once
+    starts: bool = False  # the click started the rollback: its trigger job may run at once
 
 
 def slack_job_key(rollback_id: int, seq: int) -> str:
@@ -280,15 +283,16 @@ async def request_rollback(
     if existing is not None:
         raise RollbackBusy(existing, now=now)
     severity = incident.severity.value if incident is not None else None
-    plan = await _with_rollforward_warning(session, playbook.name, plan, now)
+    brings_back = await rolled_back_from(session=session, service=playbook.name, deploy_id=plan.target.id)
+    needed = playbook.rollback.approvals_needed(Severity(severity) if severity else None)
     rollback = Rollback(
         service=playbook.name, provider=playbook.provider.type, state=RollbackStatus.PREVIEW,
         incident_id=incident.id if incident is not None else None,
-        requested_by=requested_by, requested_at=now, reason=reason.strip(),
+        requested_by=requested_by, requested_at=now, reason=clean(reason).strip(),
         requested_target=requested_target, command_channel_id=command_channel_id,
         expires_at=now + ttl, current_id=plan.current.id, target_id=plan.target.id,
         plan=plan.to_dict(), severity=severity,
-        approvals_needed=playbook.rollback.approvals_needed(Severity(severity) if severity else None),
+        approvals_needed=max(needed, 1) if brings_back is not None else needed,
         updated_at=now,
     )
     try:
@@ -305,27 +309,46 @@ async def request_rollback(
             f"{_route(rollback)}")
     if rollback.reason:
         text += f". Reason: {rollback.reason}"
+    if brings_back is not None:
+        text += f". :warning: {brings_back_text(rollback, brings_back)}"
     await add_step(session=session, rollback=rollback, now=now, step="requested", text=text,
                    actor=requested_by, data={"reason": rollback.reason,
-                                             "approvals_needed": rollback.approvals_needed})
+                                             "approvals_needed": rollback.approvals_needed,
+                                             "brings_back": brings_back.key if brings_back else None})
     await jobs.enqueue(session=session, kind=EXPIRE_JOB, due_at=rollback.expires_at, now=now,
                        payload={"rollback_id": rollback.id}, dedup_key=f"rollback:{rollback.id}:expire")
     return rollback
 
 
-async def _with_rollforward_warning(session: AsyncSession, service: str, plan: RollbackPlan,
-                                    now: datetime) -> RollbackPlan:
-    """Warn when the target is the deploy an earlier rollback moved away from."""
-    query = (select(Rollback).where(Rollback.service == service, Rollback.current_id == plan.target.id,
-                                    Rollback.state == RollbackStatus.SUCCEEDED.value)
-             .order_by(Rollback.finished_at.desc()).limit(1))
-    earlier = (await session.execute(query)).scalar_one_or_none()
-    if earlier is None:
-        return plan
-    ago = format_duration(now - (earlier.finished_at or earlier.requested_at))
-    warning = (f":warning: `{plan.target.id}` is the deploy that {earlier.key} rolled back FROM {ago} ago: "
-               "this would bring it back. Name another target with `to <deploy-id>` if that is not what you want.")
-    return RollbackPlan(plan.provider, plan.current, plan.target, (warning, *plan.notes))
+# --------------------------------------------------------------------------- deploys rolled back from
+
+
+async def rolled_back_from(*, session: AsyncSession, service: str, deploy_id: str,
+                           before: int | None = None) -> Rollback | None:
+    """The latest rollback of ``service`` that moved it away from ``deploy_id`` (it went live),
+    or None; ``before``: only rollbacks older than that rollback id."""
+    query = select(Rollback).where(Rollback.service == service, Rollback.current_id == deploy_id,
+                                   Rollback.live_at.is_not(None))
+    if before is not None:
+        query = query.where(Rollback.id < before)
+    return (await session.execute(query.order_by(Rollback.live_at.desc()).limit(1))).scalar_one_or_none()
+
+
+async def deploys_to_skip(*, session: AsyncSession, service: str, now: datetime) -> dict[str, str]:
+    """Deploys Firebreak rolled ``service`` back FROM, with why: never a default target
+    (``/rollback <service>`` skips them like failed builds and says so)."""
+    query = select(Rollback).where(Rollback.service == service, Rollback.live_at.is_not(None)) \
+        .order_by(Rollback.live_at)
+    skip: dict[str, str] = {}
+    for earlier in (await session.execute(query)).scalars():
+        skip[earlier.current_id] = (f"{earlier.key} rolled back from it "
+                                    f"{format_duration(now - (earlier.live_at or now))} ago")
+    return skip
+
+
+def brings_back_text(rollback: Rollback, earlier: Rollback) -> str:
+    return (f"`{rollback.target_id}` is the deploy {earlier.key} rolled back FROM: this brings it back, "
+            "so another owner must press *Approve* first, whatever the severity")
 
 
 async def set_preview_message(
@@ -384,12 +407,16 @@ async def approve(
     *, session: AsyncSession, rollback: Rollback, playbook: ServicePlaybook, actor: str,
     is_owner: bool, now: datetime,
 ) -> ActionResult:
+    """An owner's approval; the one that completes a confirmed preview's approvals starts it."""
     _require_preview(rollback)
     if not is_owner:
         raise RollbackRefused(f"Only the owners of `{rollback.service}` ({owners_text(playbook)}) may "
                               "approve its rollback.")
     if expired := await _expired(session, rollback, now):
         return expired
+    if actor == rollback.confirmed_by:
+        raise RollbackRefused(f"You confirmed {rollback.key}, so your approval would not count: another "
+                              "owner must press *Approve*.")
     approvers = await approvers_of(session=session, rollback_id=rollback.id)
     if actor in approvers:
         raise RollbackRefused("You approved this rollback already.")
@@ -399,22 +426,36 @@ async def approve(
     rollback.approvals_needed = needed  # the incident's severity may have changed since the preview
     session.add(RollbackApproval(rollback_id=rollback.id, user_id=actor, approved_at=now))
     await session.flush()
-    have = len(approvers) + 1
-    remaining = max(0, needed - have)
-    more = (f"{remaining} more approval{'s' if remaining != 1 else ''} needed"
-            if remaining else "an owner other than the approvers may now Confirm")
+    counted = [u for u in [*approvers, actor] if u != rollback.confirmed_by]
+    remaining = max(0, needed - len(counted))
+    if remaining:
+        more = f"{remaining} more approval{'s' if remaining != 1 else ''} needed"
+    elif rollback.confirmed_by:
+        more = f"<@{rollback.confirmed_by}> confirmed it, so it starts now"
+    else:
+        more = "an owner other than the approvers may now Confirm"
     await add_step(session=session, rollback=rollback, now=now, step="approved", actor=actor,
-                   text=f"<@{actor}> approved the rollback of *{rollback.service}* ({have} of {needed}; {more}).",
-                   data={"approvals": have, "approvals_needed": needed})
+                   text=f"<@{actor}> approved the rollback of *{rollback.service}* ({len(counted)} of {needed}; "
+                        f"{more}).",
+                   data={"approvals": len(counted), "approvals_needed": needed})
+    if rollback.confirmed_by and not remaining:
+        started = await _start(session=session, rollback=rollback, approvers=counted, now=now)
+        return ActionResult(rollback, True, f"You approved {rollback.key}, the last approval it needed. "
+                                            f"<@{rollback.confirmed_by}> had confirmed it: " + started,
+                            slack_job_key(rollback.id, rollback.step_count), starts=True)
     return ActionResult(rollback, True, f"You approved {rollback.key}: {more}.",
                         slack_job_key(rollback.id, rollback.step_count))
 
 
 async def approvals_needed(*, session: AsyncSession, rollback: Rollback, playbook: ServicePlaybook) -> int:
-    """Approvals at the severity of the rollback's incident now (P2 outside one)."""
+    """Approvals at the severity of the rollback's incident now (P2 outside one), and at
+    least one when the target is a deploy an earlier rollback moved away from."""
     incident = await _incident_now(session, rollback)
-    severity = incident.severity if incident is not None else None
-    return playbook.rollback.approvals_needed(severity)
+    needed = playbook.rollback.approvals_needed(incident.severity if incident is not None else None)
+    if needed == 0 and await rolled_back_from(session=session, service=rollback.service,
+                                              deploy_id=rollback.target_id, before=rollback.id):
+        return 1
+    return needed
 
 
 async def _incident_now(session: AsyncSession, rollback: Rollback) -> Incident | None:
@@ -425,25 +466,73 @@ async def _incident_now(session: AsyncSession, rollback: Rollback) -> Incident |
     return await incident_for(session=session, service=rollback.service, channel_id=None)
 
 
+async def incident_note(*, session: AsyncSession, rollback: Rollback) -> str | None:
+    """Why a preview's incident no longer applies, or None: the incident it was previewed in
+    was resolved, so confirming opens a new P2 incident and P2's approvals apply."""
+    if rollback.incident_id is None or await _incident_now(session, rollback) is not None:
+        return None
+    previous = await session.get(Incident, rollback.incident_id)
+    if previous is None or previous.is_active:
+        return None
+    return (f"{previous.key} is resolved: outside an open incident P2 approvals apply, and the rollback "
+            "would open a new P2 incident")
+
+
 async def confirm(
     *, session: AsyncSession, rollback: Rollback, playbook: ServicePlaybook, actor: str,
     is_owner: bool, now: datetime,
 ) -> ActionResult:
-    """Confirm a preview: the only way to TRIGGERING, guarded by the row lock and the state."""
+    """Confirm a preview. With every approval it needs in (the confirmer's own never counts),
+    the rollback starts; else it starts with the approval that completes them, without a
+    second click. Guarded by the row lock and the state."""
     _require_preview(rollback)
     if not is_owner:
         raise RollbackRefused(f"Only the owners of `{rollback.service}` ({owners_text(playbook)}) may "
                               "confirm its rollback. Nothing was done.")
     if expired := await _expired(session, rollback, now):
         return expired
+    if rollback.confirmed_by and rollback.confirmed_by != actor:
+        missing = await _missing_approvals(session, rollback, playbook)
+        raise RollbackRefused(f"{rollback.key} is already confirmed by <@{rollback.confirmed_by}> and waits for "
+                              f"{missing} approval{'s' if missing != 1 else ''}: press *Approve* to give yours.")
+    first = rollback.confirmed_by is None
+    rollback.confirmed_by = actor
+    session.add(rollback)
     needed = await approvals_needed(session=session, rollback=rollback, playbook=playbook)
+    rollback.approvals_needed = needed
     approvers = [u for u in await approvers_of(session=session, rollback_id=rollback.id) if u != actor]
-    if len(approvers) < needed:
-        missing = needed - len(approvers)
-        raise RollbackRefused(
-            f"{rollback.key} needs {missing} more approval{'s' if missing != 1 else ''} from "
-            f"{'another owner' if missing == 1 else 'other owners'} before it can be confirmed: "
-            "they press *Approve*, then an owner who did not approve presses *Confirm*.")
+    if len(approvers) >= needed:
+        started = await _start(session=session, rollback=rollback, approvers=approvers, now=now)
+        return ActionResult(rollback, True, f"You confirmed {rollback.key}: " + started,
+                            slack_job_key(rollback.id, rollback.step_count), starts=True)
+    missing = needed - len(approvers)
+    why = await incident_note(session=session, rollback=rollback)
+    reason = f" ({why})" if why else ""
+    if first:
+        await add_step(session=session, rollback=rollback, now=now, step="confirm_waiting", actor=actor,
+                       text=f"<@{actor}> confirmed the rollback of *{rollback.service}*; it starts as soon as "
+                            f"{missing} more owner{'s' if missing != 1 else ''} approve{reason}.",
+                       data={"approvals": len(approvers), "approvals_needed": needed})
+    return ActionResult(
+        rollback, True,
+        f"{waiting_text(rollback, missing)}{reason}. {rollback.key} starts as soon as "
+        f"{'another owner presses' if missing == 1 else f'{missing} other owners press'} *Approve*; "
+        "nobody needs to press Confirm again.",
+        slack_job_key(rollback.id, rollback.step_count) if first else None)
+
+
+async def _missing_approvals(session: AsyncSession, rollback: Rollback, playbook: ServicePlaybook) -> int:
+    needed = await approvals_needed(session=session, rollback=rollback, playbook=playbook)
+    approvers = [u for u in await approvers_of(session=session, rollback_id=rollback.id)
+                 if u != rollback.confirmed_by]
+    return max(0, needed - len(approvers))
+
+
+async def _start(*, session: AsyncSession, rollback: Rollback, approvers: list[str], now: datetime) -> str:
+    """Confirmed and approved: the only way to TRIGGERING (the trigger job re-checks what is live).
+    Returns what happens, for the person whose click started it."""
+    actor = rollback.confirmed_by
+    assert actor is not None
     incident = await _incident_now(session, rollback)
     opened = False
     if incident is None:
@@ -455,8 +544,7 @@ async def confirm(
     if rollback.incident_id != incident.id:
         await _link_incident(session, rollback, incident, now)
     rollback.state = RollbackStatus.TRIGGERING
-    rollback.confirmed_by = actor
-    rollback.confirmed_at = now
+    rollback.confirmed_at = now  # the rollback starts now; the trigger's deadline counts from here
     rollback.severity = incident.severity.value
     session.add(rollback)
     text = (f"<@{actor}> confirmed the rollback of *{rollback.service}* ({provider_name(rollback)}): "
@@ -473,10 +561,8 @@ async def confirm(
     await jobs.enqueue(session=session, kind=TRIGGER_JOB, due_at=now, now=now,
                        payload={"rollback_id": rollback.id}, incident_id=incident.id,
                        dedup_key=trigger_job_key(rollback.id), max_attempts=MANY_ATTEMPTS)
-    return ActionResult(rollback, True,
-                        f"You confirmed {rollback.key}: asking {provider_name(rollback)} to roll "
-                        f"*{rollback.service}* back (in {incident.key}).",
-                        slack_job_key(rollback.id, rollback.step_count))
+    return (f"asking {provider_name(rollback)} to roll *{rollback.service}* back "
+            f"(in {incident.key}).")
 
 
 async def cancel(

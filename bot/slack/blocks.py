@@ -11,6 +11,7 @@ from bot.durations import format_duration
 from bot.incidents.models import EventKind, Incident, IncidentState, TimelineEvent
 from bot.playbooks.models import Severity
 from bot.slack.ids import ActionId, BlockId, CallbackId
+from bot.text import shown
 from bot.timefmt import utc_and_local
 
 Block = dict[str, Any]
@@ -41,7 +42,7 @@ def severity_label(severity: str) -> str:
 def incident_summary_line(incident: Incident) -> str:
     channel = f" <#{incident.channel_id}>" if incident.channel_id else ""
     return (f"*{incident.key}* {severity_label(incident.severity.value)} · "
-            f"{STATE_EMOJI[incident.state.value]} {incident.state.value} · {incident.title}{channel}")
+            f"{STATE_EMOJI[incident.state.value]} {incident.state.value} · {shown(incident.title)}{channel}")
 
 
 def severity_options() -> list[Block]:
@@ -75,12 +76,12 @@ def incident_card(incident: Incident, *, now: datetime, zone: ZoneInfo) -> list[
         times.append(f"resolved {utc_and_local(incident.resolved_at, zone)}")
     blocks: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "emoji": True,
-                                    "text": _truncate(f"{incident.key} · {incident.title}", 150)}},
+                                    "text": _truncate(f"{incident.key} · {shown(incident.title)}", 150)}},
         {"type": "section", "fields": fields},
         {"type": "context", "elements": [_mrkdwn(" · ".join(times))]},
     ]
     if incident.summary and incident.state == IncidentState.RESOLVED:
-        blocks.append({"type": "section", "text": _mrkdwn(f"*Summary*\n{incident.summary}")})
+        blocks.append({"type": "section", "text": _mrkdwn(f"*Summary*\n{shown(incident.summary)}")})
     value = str(incident.number)
     actions: list[Block] = []
     if incident.state == IncidentState.OPEN:
@@ -108,19 +109,24 @@ def with_card_sections(card: list[Block], sections: Sequence[Block]) -> list[Blo
 
 
 def card_fallback_text(incident: Incident) -> str:
-    return f"{incident.key} [{incident.severity.value}, {incident.state.value}] {incident.title}"
+    return f"{incident.key} [{incident.severity.value}, {incident.state.value}] {shown(incident.title)}"
 
 
 def channel_topic(incident: Incident) -> str:
     commander = f" · Commander <@{incident.commander_id}>" if incident.commander_id else ""
     return _truncate(f"{incident.key} {incident.severity.value} {incident.state.value}: "
-                     f"{incident.title}{commander}", 250)
+                     f"{shown(incident.title)}{commander}", 250)
+
+
+def announcement_text(incident: Incident) -> str:
+    """The announcement's notification text."""
+    return f"{incident.key} opened: {shown(incident.title)}"
 
 
 def announcement(incident: Incident) -> list[Block]:
     return [{"type": "section", "text": _mrkdwn(
         f":rotating_light: {incident.key} opened — {severity_label(incident.severity.value)}\n"
-        f"*{incident.title}*" + (f" (service `{incident.service}`)" if incident.service else "")
+        f"*{shown(incident.title)}*" + (f" (service `{incident.service}`)" if incident.service else "")
         + (f"\nJoin <#{incident.channel_id}>" if incident.channel_id else "")
         + f"\nReported by <@{incident.reporter_id}>")}]
 
@@ -141,7 +147,7 @@ def event_line(event: TimelineEvent, incident: Incident) -> str | None:
     if template is None:
         return None
     actor = f"<@{event.actor}>" if event.actor else "Firebreak"
-    return f"{incident.key}: " + template.format(text=event.text, actor=actor)
+    return f"{incident.key}: " + template.format(text=shown(event.text), actor=actor)
 
 
 def timeline_text(incident: Incident, events: Sequence[TimelineEvent], zone: ZoneInfo,

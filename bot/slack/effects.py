@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,23 +41,31 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import Clock, utc
 from bot.config import Settings
 from bot.db.engine import SessionMaker, transaction
+from bot.durations import format_duration
 from bot.incidents import lifecycle
 from bot.incidents import service as incidents
 from bot.incidents.models import EventKind, Incident, TimelineEvent
 from bot.jobs import service as jobs
 from bot.jobs.models import Job
+from bot.jobs.worker import backoff
 from bot.slack import blocks
 from bot.slack.channel_names import incident_channel_name
 from bot.slack.client import slack_error
 from bot.slack.identity import BotIdentity
+from bot.text import shown
 
 log = logging.getLogger(__name__)
 
 PROVISION = "slack.provision"
 SYNC_CARD = "slack.sync_card"
 POST_EVENT = "slack.post_event"
-NAME_ATTEMPTS = 10
+PLAIN_NAMES = 3  # inc-12-checkout, -2, -3; then names with a random tag nobody can have taken
+TAGGED_NAMES = 2
 CREATE_SENDS = 3  # conversations.create sends per name, after answers that prove nothing
+# The set-up job's tries, with the worker's back-off between them (1 s, 2 s, 4 s … 256 s):
+# about 8.5 minutes, then the reporter and ANNOUNCE_CHANNEL are told it gave up.
+PROVISION_ATTEMPTS = 10
+SETUP_RETRY_MINUTES = round(sum(backoff(n).total_seconds() for n in range(1, PROVISION_ATTEMPTS)) / 60)
 CARD_METADATA = "firebreak_incident_card"
 ANNOUNCEMENT_METADATA = "firebreak_incident_announcement"
 CLOCK_SKEW = timedelta(minutes=5)  # between this host's clock and Slack's
@@ -79,7 +88,8 @@ async def enqueue_slack_effects(
 ) -> None:
     if event.kind == EventKind.OPENED:
         await jobs.enqueue(session=session, kind=PROVISION, due_at=now, now=now,
-                           incident_id=incident.id, dedup_key=provision_key(incident.id))
+                           incident_id=incident.id, dedup_key=provision_key(incident.id),
+                           max_attempts=PROVISION_ATTEMPTS)
         return
     if event.kind in CARD_EVENTS:
         await jobs.enqueue(session=session, kind=SYNC_CARD, due_at=now, now=now,
@@ -184,11 +194,56 @@ class SlackEffects:
         incident = await self._load(job.incident_id)
         try:
             incident = await self._provision_steps(incident, job)
-        except SlackStepFailed as failure:
+        except Exception as exc:
+            failure = exc if isinstance(exc, SlackStepFailed) else \
+                SlackStepFailed("setting up the incident", type(exc).__name__)
             await self._record_failure(incident.id, failure, first=job.attempts == 1)
+            if job.attempts >= job.max_attempts:
+                await self._tell_gave_up(incident.id, failure, job)
             raise
         if incident.setup_error:
             await self._save(incident.id, setup_error=None)
+
+    async def resume_setup(self, incident_id: int) -> None:
+        """Set-up given up earlier: make its job due again (``/incident open`` typed again)."""
+        async with transaction(self.sessions) as session:
+            await jobs.rearm(session=session, dedup_key=provision_key(incident_id), now=self.clock.now())
+
+    async def _tell_gave_up(self, incident_id: int, failure: SlackStepFailed, job: Job) -> None:
+        """The set-up job's last try failed: say so on the timeline, to the reporter and in
+        ANNOUNCE_CHANNEL. Never a silent give-up; the incident stays open and paging."""
+        now = self.clock.now()
+        async with transaction(self.sessions) as session:
+            incident = await session.get(Incident, incident_id)
+            took = format_duration(now - utc(job.created_at or incident.opened_at))
+            problem = f"Slack failed while {failure.step}: {failure.error}"
+            incident.setup_error = f"Firebreak gave up after {job.attempts} tries over {took}. {problem}"[:500]
+            session.add(incident)
+            await incidents.record_event(
+                session=session, incident=incident, kind=EventKind.SLACK_ERROR, now=now,
+                actor=incidents.SYSTEM_ACTOR,
+                text=f"Gave up setting up the incident in Slack after {job.attempts} tries over {took}: {problem}",
+                data={"step": failure.step, "error": failure.error, "gave_up": True, "tries": job.attempts})
+        log.error("%s: gave up setting up Slack after %d tries over %s: %s", incident.key, job.attempts,
+                  took, problem)
+        where = f" (<#{incident.channel_id}>)" if incident.channel_id else ""
+        again = f"/incident open {incident.severity.value} {shown(incident.title)}" + (
+            f" service:{incident.service}" if incident.service else "")
+        text = (f":warning: {incident.key} ({incident.severity.value}) {shown(incident.title)}{where}: Firebreak "
+                f"could not finish setting it up in Slack and stopped trying after {job.attempts} tries over "
+                f"{took}. {problem}. The incident is open and paging as planned. To try again, run `{again}`.")
+        try:
+            opened = await self.client.conversations_open(users=incident.reporter_id)
+            await self.client.chat_postMessage(channel=opened["channel"]["id"], text=text)
+        except SlackApiError as exc:
+            log.error("%s: could not tell the reporter the set-up failed: %s", incident.key, slack_error(exc))
+        if self.settings.announce_channel:
+            try:
+                await self._post(self.settings.announce_channel,
+                                 text=text + f" (reported by <@{incident.reporter_id}>)")
+            except SlackApiError as exc:
+                log.error("%s: could not tell %s the set-up failed: %s", incident.key,
+                          self.settings.announce_channel, slack_error(exc))
 
     async def _provision_steps(self, incident: Incident, job: Job) -> Incident:
         client = self.client
@@ -245,7 +300,7 @@ class SlackEffects:
                     oldest=utc(incident.opened_at) - CLOCK_SKEW)):
                 try:
                     await self._post(announce,
-                                     text=f"{incident.key} opened: {incident.title}",
+                                     text=blocks.announcement_text(incident),
                                      blocks=blocks.announcement(incident),
                                      metadata=_metadata(ANNOUNCEMENT_METADATA, incident))
                 except SlackApiError as exc:
@@ -258,9 +313,7 @@ class SlackEffects:
         # Names asked for without a definite answer: in an earlier run (it may have died
         # right after Slack created the channel), or in this one (connection lost, 5xx).
         unanswered = set(requested)
-        for attempt in range(NAME_ATTEMPTS):
-            name = incident_channel_name(self.settings.incident_channel_prefix, incident.number,
-                                         incident.title, attempt)
+        for name in await self._channel_names(incident, job):
             if name not in requested:
                 # Durable before Slack is asked: if the answer is lost, a retry can prove
                 # the channel it finds under this name is the one this request made.
@@ -290,10 +343,24 @@ class SlackEffects:
                 if mine is not None:
                     return await self._store_channel(incident, mine, adopted=True)
         raise SlackStepFailed("creating the channel",
-                              f"name_taken for {NAME_ATTEMPTS} variants of the name")
+                              f"name_taken for {PLAIN_NAMES + TAGGED_NAMES} variants of the name")
+
+    async def _channel_names(self, incident: Incident, job: Job) -> list[str]:
+        """The names to try, in order: the plain ones, then ones with a random tag (kept in
+        the job's payload, so that a retry asks for the same names)."""
+        tags = list((job.payload or {}).get("channel_tags") or [])
+        if len(tags) < TAGGED_NAMES:
+            tags += [secrets.token_hex(2) for _ in range(TAGGED_NAMES - len(tags))]
+            await self._record_payload(job, channel_tags=tags)
+        prefix, number, title = self.settings.incident_channel_prefix, incident.number, incident.title
+        return ([incident_channel_name(prefix, number, title, attempt) for attempt in range(PLAIN_NAMES)]
+                + [incident_channel_name(prefix, number, title, tag=tag) for tag in tags])
 
     async def _record_channel_requests(self, job: Job, requested: dict[str, str]) -> None:
-        payload = {**(job.payload or {}), "channel_requests": dict(requested)}
+        await self._record_payload(job, channel_requests=dict(requested))
+
+    async def _record_payload(self, job: Job, **values: Any) -> None:
+        payload = {**(job.payload or {}), **values}
         async with transaction(self.sessions) as session:
             await session.execute(update(Job).where(Job.id == job.id).values(payload=payload))
         job.payload = payload

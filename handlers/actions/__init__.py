@@ -11,12 +11,13 @@ from bot.incidents import service as incidents
 from bot.playbooks.models import Severity
 from bot.runtime import Runtime
 from bot.slack.ids import ActionId
-from handlers.common import Reply, ack_then_reply, clicked, ephemeral, number_from, once, text_field
+from handlers.common import Reply, ack_then_reply, clicked, ephemeral, number_from, once, require_person, text_field
 from handlers.discovery import register_submodules
 
 
 async def _card_action(rt: Runtime, body: dict[str, Any], kind: ActionId) -> Reply:
     action, user = clicked(body)
+    await require_person(rt, user)
     number = number_from(text_field(action, "value")
                          or (text_field(action, "block_id") or "").rpartition("-")[2])
     if number is None:

@@ -28,6 +28,7 @@ from handlers.common import (
     dig,
     ephemeral,
     once,
+    require_person,
     slack_error,
     slack_ts,
     text_field,
@@ -39,6 +40,7 @@ log = logging.getLogger("firebreak.handlers")
 async def acknowledge_from_page(rt: Runtime, body: dict[str, Any], client: Any) -> Reply:
     """Acknowledge the incident of the page, then turn the page's button into "Acknowledged by"."""
     action, user = clicked(body)
+    await require_person(rt, user)
     try:
         value = parse_page_ack_value(text_field(action, "value") or "")
     except ValueError:

@@ -18,7 +18,18 @@ from bot.rollback import service as rollbacks
 from bot.rollback.owners import OwnersUnavailable, owner_ids
 from bot.runtime import Runtime
 from bot.slack.ids import ActionId
-from handlers.common import Reply, ack_then_reply, clicked, ephemeral, guarded, number_from, once, text_field
+from handlers.common import (
+    Reply,
+    ack_then_reply,
+    clicked,
+    dig,
+    ephemeral,
+    guarded,
+    number_from,
+    once,
+    require_person,
+    text_field,
+)
 
 ACTIONS = {
     ActionId.ROLLBACK_CONFIRM: rollbacks.confirm,
@@ -29,13 +40,16 @@ ACTIONS = {
 
 async def rollback_action(rt: Runtime, body: dict[str, Any], kind: ActionId, run_next: list[str]) -> Reply:
     action, user = clicked(body)
+    await require_person(rt, user)
     rollback_id = number_from(text_field(action, "value"))
     if rollback_id is None:
         return ephemeral("This button is not one of Firebreak's rollback previews.")
     async with rt.sessions() as session:
         rollback = await rollbacks.get_rollback(session=session, rollback_id=rollback_id)
-    clicked_on = text_field(body.get("container"), "message_ts")
-    if rollback.message_ts and clicked_on and clicked_on != rollback.message_ts:
+    container = body.get("container")
+    clicked_on = (text_field(container, "channel_id") or dig(body, "channel", "id"),
+                  text_field(container, "message_ts"))
+    if clicked_on != (rollback.channel_id, rollback.message_ts) or rollback.message_ts is None:
         return ephemeral(f":no_entry: This button does not belong to the preview of {rollback.key}; nothing was done.")
     playbook = rt.playbooks.services.get(rollback.service)
     if playbook is None:
@@ -51,7 +65,7 @@ async def rollback_action(rt: Runtime, body: dict[str, Any], kind: ActionId, run
         rollback = await rollbacks.get_rollback(session=session, rollback_id=rollback_id, for_update=True)
         result = await ACTIONS[kind](session=session, rollback=rollback, playbook=playbook, actor=user,
                                      is_owner=user in owners, now=rt.clock.now())
-    if result.accepted and kind == ActionId.ROLLBACK_CONFIRM:
+    if result.starts:
         run_next.append(rollbacks.trigger_job_key(rollback_id))
     if result.slack_job:
         run_next.append(result.slack_job)

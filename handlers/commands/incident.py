@@ -9,8 +9,9 @@ from bot.incidents import service as incidents
 from bot.incidents.commands import USAGE, Command, UsageError, help_text
 from bot.runtime import Runtime
 from bot.slack import blocks
-from bot.slack.effects import provision_key
-from handlers.common import Reply, ephemeral, guarded, once
+from bot.slack.effects import SETUP_RETRY_MINUTES, provision_key
+from bot.text import shown
+from handlers.common import Reply, ephemeral, guarded, once, require_person
 
 CHANNEL_WAIT_SECONDS = 5.0
 
@@ -39,6 +40,12 @@ async def run_incident_command(rt: Runtime, command: Command, body: dict[str, An
                                                       channel_id=channel)
             events = await incidents.timeline(session=session, incident=incident)
         return ephemeral(blocks.timeline_text(incident, events, rt.settings.display_zone))
+    await require_person(rt, user)
+    if command.user:  # assign, follow-up owner
+        await require_person(rt, command.user, as_whom=f"the {command.role.value} of an incident"
+                             if command.role else "the owner of a follow-up")
+    if command.target and command.target.startswith("user:"):
+        await require_person(rt, command.target.removeprefix("user:"), as_whom="paged")
     if command.name in EXTRA_SUBCOMMANDS:
         return await EXTRA_SUBCOMMANDS[command.name](rt, command, body)
 
@@ -85,6 +92,7 @@ async def run_incident_command(rt: Runtime, command: Command, body: dict[str, An
 
 async def open_from_command(rt: Runtime, command: Command, *, user: str,
                             delivery: str | None) -> Reply:
+    await require_person(rt, user)
     if command.service and command.service not in rt.playbooks.services:
         known = ", ".join(sorted(rt.playbooks.services)) or "none configured"
         raise UsageError(f"There is no service `{command.service}` (known: {known}).",
@@ -95,6 +103,8 @@ async def open_from_command(rt: Runtime, command: Command, *, user: str,
             service=command.service, now=rt.clock.now(), delivery_key=delivery)
     incident = result.incident
     set_up_elsewhere = False
+    if not incident.is_provisioned and not result.created:
+        await rt.effects.resume_setup(incident.id)  # it may have given up: the command asks again
     if not incident.is_provisioned:
         # Set the channel up now rather than on the worker's next poll; if another
         # worker already holds the job this returns at once and it finishes there.
@@ -110,10 +120,11 @@ async def open_from_command(rt: Runtime, command: Command, *, user: str,
 def open_reply(incident: Any, *, created: bool) -> str:
     where = f" in <#{incident.channel_id}>" if incident.channel_id else ""
     verb = "opened" if created else "is open"
-    text = f":rotating_light: {incident.key} {verb}{where}: {incident.title} ({incident.severity.value})"
+    text = f":rotating_light: {incident.key} {verb}{where}: {shown(incident.title)} ({incident.severity.value})"
     if incident.setup_error:
-        text += (f"\n:warning: {incident.setup_error}. The incident is recorded; Firebreak keeps "
-                 "retrying the Slack set-up (or run the same `/incident open` again to retry now).")
+        text += (f"\n:warning: {incident.setup_error}. The incident is recorded and paging; Firebreak "
+                 f"retries the Slack set-up for about {SETUP_RETRY_MINUTES} minutes and tells you and the "
+                 "announcement channel if it still cannot (run the same `/incident open` again to retry now).")
     return text
 
 

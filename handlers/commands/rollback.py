@@ -22,7 +22,7 @@ from bot.rollback import service as rollbacks
 from bot.rollback.commands import RollbackCommand, help_text, parse_rollback_command
 from bot.rollback.install import flow_of
 from bot.runtime import Runtime
-from handlers.common import Reply, ack_then, command_problem, ephemeral, guarded, once, slack_error
+from handlers.common import Reply, ack_then, command_problem, ephemeral, guarded, once, require_person, slack_error
 
 LIST_TIMEOUT = 8.0  # seconds for one provider's answer in /rollback list
 
@@ -44,6 +44,7 @@ async def start_rollback(rt: Runtime, command: RollbackCommand, body: dict[str, 
     flow = flow_of(rt)
     playbook = rt.playbooks.services[command.service]
     user, channel = body["user_id"], body.get("channel_id")
+    await require_person(rt, user)
     delivery = f"trigger:{body['trigger_id']}" if body.get("trigger_id") else None
 
     # One at a time: a request while one is in flight is answered without asking the provider.
@@ -53,10 +54,11 @@ async def start_rollback(rt: Runtime, command: RollbackCommand, body: dict[str, 
         existing = await rollbacks.active_rollback(session=session, service=playbook.name)
         if existing is not None:
             raise rollbacks.RollbackBusy(existing, now=now)
+        skip = await rollbacks.deploys_to_skip(session=session, service=playbook.name, now=now)
 
     try:
         provider = flow.provider_for(playbook)
-        plan = await provider.plan(playbook.provider, to=command.target)
+        plan = await provider.plan(playbook.provider, to=command.target, skip=skip)
     except InvalidTarget as exc:
         return ephemeral(f":no_entry: {exc.message}")
     except ProviderRejected as exc:
@@ -91,7 +93,7 @@ async def start_rollback(rt: Runtime, command: RollbackCommand, body: dict[str, 
     rt.worker.wake()
     where = "here" if target_channel == channel else f"in <#{target_channel}>"
     approvals = (f" It needs {rollback.approvals_needed} approval{'s' if rollback.approvals_needed != 1 else ''} "
-                 "from another owner first." if rollback.approvals_needed else "")
+                 "from owners other than the one who confirms (in either order)." if rollback.approvals_needed else "")
     return ephemeral(f"Rollback preview {rollback.key} of `{playbook.name}` posted {where}: "
                      f"`{rollback.current_id}` → `{rollback.target_id}`. An owner confirms it there "
                      f"within 15 minutes.{approvals}")

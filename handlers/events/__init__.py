@@ -10,8 +10,8 @@ from slack_sdk.errors import SlackApiError
 
 from bot.db.engine import transaction
 from bot.incidents import service as incidents
-from bot.incidents.commands import without_nul
 from bot.runtime import Runtime
+from bot.text import clean
 from handlers.common import dig, slack_error, slack_id, slack_ts, text_field, work_on_event
 from handlers.discovery import register_submodules
 
@@ -42,7 +42,7 @@ async def add_pinned(rt: Runtime, *, channel: str, message: dict[str, Any], pinn
             return
         await incidents.record_pinned_message(
             session=session, incident=incident, channel_id=channel, message_ts=ts,
-            author=author, text=without_nul(text_field(message, "text")), pinned_by=pinned_by,
+            author=author, text=clean(text_field(message, "text")), pinned_by=pinned_by,
             now=rt.clock.now(), via=via)
 
 

@@ -7,11 +7,12 @@ import logging
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 
-from bot.incidents.commands import Command, without_nul
+from bot.incidents.commands import Command
 from bot.incidents.models import TITLE_MAX
 from bot.playbooks.models import Severity
 from bot.runtime import Runtime
 from bot.slack.ids import BlockId, CallbackId
+from bot.text import clean, is_blank
 from handlers.commands.incident import open_from_command
 from handlers.common import dig, guarded, slack_error, slack_id, text_field
 from handlers.discovery import register_submodules
@@ -33,13 +34,13 @@ def register(app: AsyncApp, rt: Runtime) -> None:
             await ack(response_action="errors",
                       errors={BlockId.MODAL_TITLE.value: "Firebreak could not read this form; nothing was done."})
             return
-        title = " ".join(without_nul(
+        title = " ".join(clean(
             text_field(dig(values, BlockId.MODAL_TITLE.value, "title"), "value")).split())
         severity = text_field(dig(values, BlockId.MODAL_SEVERITY.value, "severity", "selected_option"), "value")
         service = text_field(dig(values, BlockId.MODAL_SERVICE.value, "service", "selected_option"), "value")
         errors = {}
-        if not title:
-            errors[BlockId.MODAL_TITLE.value] = "An incident needs a title."
+        if is_blank(title):
+            errors[BlockId.MODAL_TITLE.value] = "An incident needs a title (one that shows)."
         elif len(title) > TITLE_MAX:
             errors[BlockId.MODAL_TITLE.value] = f"At most {TITLE_MAX} characters."
         if severity not in SEVERITIES:

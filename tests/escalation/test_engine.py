@@ -138,8 +138,8 @@ async def test_severity_upgrade_replans_from_the_new_matrix(harness: Harness) ->
     assert len(h.page_dms(CHEN)) == 1 and h.pd.requests == []
     h.clock.set(START + timedelta(minutes=10))
     await h.change(incident.number, "change_severity", severity=Severity.P0, actor=BEN)
-    await h.run()  # P0 level 1 at once (from the upgrade): chen again, and PagerDuty
-    assert len(h.page_dms(CHEN)) == 2 and len(h.pd.requests) == 1
+    await h.run()  # P0 level 1 at once (from the upgrade): PagerDuty; chen had her level 1 DM already
+    assert len(h.page_dms(CHEN)) == 1 and len(h.pd.requests) == 1
     await h.at(15)  # P0 level 2 at upgrade + 5m
     assert len(h.page_dms(AVA)) == 1 and len(h.page_dms(DANA)) == 1
     await h.at(70)  # the old P2 level 2 (+1h after opening) was cancelled; P0 level 4 at +40m ran

@@ -15,7 +15,6 @@ from bot.pagers.slack_blocks import (
     PageAckValue,
     build_page_acknowledged_blocks,
     build_page_blocks,
-    escape_mrkdwn,
     page_ack_value,
     page_fallback_text,
     parse_page_ack_value,
@@ -78,22 +77,24 @@ def test_channel_link_when_no_channel_id() -> None:
     assert "<https://x.slack.com/archives/C9|incident channel>" in body
 
 
-def test_user_text_is_escaped() -> None:
-    request = make_request(incident_title="<!channel> a & b <@U1>", message="<!here>")
-    body = "\n".join(texts(build_page_blocks(request)))
-    assert "<!channel>" not in body and "<!here>" not in body and "<@U1>" not in body
-    assert "&lt;!channel&gt; a &amp; b" in body
-    assert "<!channel>" not in page_fallback_text(request)
-    assert escape_mrkdwn("<&>") == "&lt;&amp;&gt;"
+def test_user_text_cannot_ping_anyone_but_people_it_names() -> None:
+    request = make_request(incident_title="<!channel> a &amp; b <@U1> <!subteam^S1|@platform>",
+                           message="<!here> \u202eoops")
+    blocks = build_page_blocks(request)
+    body = "\n".join(texts([b for b in blocks if b["type"] != "context"]))  # the context has <!date^…>
+    assert "<!" not in body and "\u202e" not in body
+    assert "@channel a &amp; b <@U1> @platform" in body and "> @here oops" in body
+    assert "<!" not in page_fallback_text(request)
 
 
-@pytest.mark.parametrize("char", ["x", "&", "<", "é"])
+@pytest.mark.parametrize("char", ["x", "&", "<", "é", "<!"])
 def test_huge_input_stays_within_limits(char: str) -> None:
     request = make_request(incident_title=char * 10_000, message=(char * 50 + "\n") * 200)
     blocks = build_page_blocks(request)
     assert_within_limits(blocks)
-    for text in texts(blocks):
-        assert not text.rstrip("…").endswith(("&", "&a", "&am", "&l", "&lt", "&g", "&gt"))  # no entity cut in half
+    if char == "<!":  # shown as "&lt;!": never cut in half
+        for text in texts(blocks):
+            assert not text.rstrip("…").endswith(("&", "&l", "&lt", "&lt;"))
     assert len(page_fallback_text(request)) <= 3000
 
 
@@ -115,7 +116,7 @@ def test_acknowledged_variant() -> None:
     blocks = build_page_acknowledged_blocks(make_request(), "U024BE7LH")
     assert buttons(blocks) == []
     assert "Acknowledged by <@U024BE7LH>" in texts(blocks)[-1]
-    assert "Acknowledged by Alice &lt;ops&gt;" in texts(build_page_acknowledged_blocks(make_request(), "Alice <ops>"))[-1]
+    assert "Acknowledged by Alice @here" in texts(build_page_acknowledged_blocks(make_request(), "Alice <!here>"))[-1]
     assert_within_limits(blocks)
 
 

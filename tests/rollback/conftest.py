@@ -287,3 +287,16 @@ async def world(database_url, tmp_path):
         yield w
     finally:
         await stop_world(w)
+
+
+NO_APPROVALS = {"P0": 0, "P1": 0, "P2": 0, "P3": 0}
+
+
+@pytest.fixture
+async def open_world(database_url, tmp_path):
+    """Playbooks that need no approval at any severity."""
+    w = await start_world(database_url, tmp_path, approvals=NO_APPROVALS)
+    try:
+        yield w
+    finally:
+        await stop_world(w)

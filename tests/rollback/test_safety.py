@@ -12,21 +12,10 @@ from sqlalchemy import func, select
 from bot.jobs.models import Job
 from bot.rollback.models import Rollback, RollbackStatus
 from bot.slack.ids import ActionId
-from tests.rollback.conftest import AVA, BEN, CHEN, DANA, ELI, start_world, stop_world
+from tests.rollback.conftest import AVA, BEN, CHEN, DANA, ELI
 
-ZERO = {"P0": 0, "P1": 0, "P2": 0, "P3": 0}
 # Storage does not change these rules: they run on SQLite only (the races run on both).
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-async def open_world(database_url, tmp_path):
-    """Playbooks that need no approval at any severity."""
-    w = await start_world(database_url, tmp_path, approvals=ZERO)
-    try:
-        yield w
-    finally:
-        await stop_world(w)
 
 
 async def _count(world, model, **where) -> int:
@@ -103,11 +92,13 @@ async def test_one_rollback_per_service_second_request_told_who_and_state(open_w
     # another service is not blocked
     assert "Rollback preview RB-2 of `web`" in await w.command("web")
     await w.drive(until={RollbackStatus.SUCCEEDED}, rollback_id=1)
-    # after it finished, a new one may start (and warns that its target is the deploy rolled back from)
-    # (in the P2 incident RB-1 opened, whose channel gets the preview)
+    # after it finished, a new one may start; its default target is never the deploy RB-1 rolled
+    # back from (in the P2 incident RB-1 opened, whose channel gets the preview)
     channel = w.bed.incident_channel(1).id
     assert f"Rollback preview RB-3 of `api` posted in <#{channel}>" in await w.command("api")
-    assert "rolled back FROM" in json.dumps(w.preview(channel).blocks)
+    first, third = await w.rollback(1), await w.rollback(3)
+    assert third.target_id != first.current_id
+    assert f"`{first.current_id}` was skipped: RB-1 rolled back from it" in json.dumps(w.preview(channel).blocks)
 
 
 async def test_concurrent_requests_one_preview(open_world):
@@ -124,16 +115,17 @@ async def test_approval_rules_at_p2(world):
     w = world
     await w.command("api", user=ELI)
     assert "Only the owners" in await w.click(ELI, ActionId.ROLLBACK_APPROVE)
-    assert "needs 1 more approval" in await w.click(AVA, ActionId.ROLLBACK_CONFIRM)
     assert "You approved" in await w.click(AVA, ActionId.ROLLBACK_APPROVE)
     assert "already" in await w.click(AVA, ActionId.ROLLBACK_APPROVE)
-    # the approver cannot be the confirmer
-    assert "needs 1 more approval" in await w.click(AVA, ActionId.ROLLBACK_CONFIRM)
+    # the approver's own Confirm: her approval does not count, so it waits for another one
+    assert "waiting for 1 approval from the owners" in await w.click(AVA, ActionId.ROLLBACK_CONFIRM)
     assert not w.trigger_requests("api")
-    assert "You confirmed" in await w.click(BEN, ActionId.ROLLBACK_CONFIRM)
+    assert "already confirmed by" in await w.click(BEN, ActionId.ROLLBACK_CONFIRM)
+    assert not w.trigger_requests("api")
+    assert "the last approval it needed" in await w.click(BEN, ActionId.ROLLBACK_APPROVE)
     assert len(w.trigger_requests("api")) == 1
     rollback = await w.rollback()
-    assert rollback.severity == "P2" and rollback.confirmed_by == BEN
+    assert rollback.severity == "P2" and rollback.confirmed_by == AVA
 
 
 @sqlite_only
@@ -164,7 +156,8 @@ async def test_p3_incident_needs_approval(world):
     await w.bed.run_jobs()
     channel = w.bed.incident_channel(1).id
     await w.command("api", channel=channel)
-    assert "needs 1 more approval" in await w.click(AVA, ActionId.ROLLBACK_CONFIRM, channel=channel)
+    assert "waiting for 1 approval" in await w.click(AVA, ActionId.ROLLBACK_CONFIRM, channel=channel)
+    assert not w.trigger_requests("api")
 
 
 @sqlite_only
