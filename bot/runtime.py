@@ -92,7 +92,7 @@ def build_runtime(
     runtime = Runtime(settings=settings, clock=clock, engine=engine, sessions=sessions,
                       slack=slack, playbooks=playbooks, worker=worker, effects=None,  # type: ignore[arg-type]
                       identity=identity,
-                      people=People(slack, bot_user_id=identity.user_id),
+                      people=People(slack, bot_user_id=identity.known_user_id),
                       background=BackgroundWork(concurrency=settings.work_concurrency,
                                                 queue_limit=settings.work_queue_limit))
     runtime.effects = SlackEffects(sessions=sessions, client=slack, settings=settings, clock=clock,

@@ -103,6 +103,10 @@ class BotIdentity:
                       "but Slack will refuse what it sends", error)
         return None
 
+    def known_user_id(self) -> str | None:
+        """The bot user's id if it is known, without asking Slack (for a request's path)."""
+        return self._known.user_id if self._known else None
+
     async def user_id(self) -> str | None:
         """The bot user's id, asking Slack once now if it is not known (never on a request's
         path: for work that runs after Slack has its answer)."""

@@ -12,22 +12,24 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.pagers.slack import page_client
 from bot.slack.client import slack_error
 
 log = logging.getLogger(__name__)
 
 NOT_FOUND = ("user_not_found", "users_not_found", "invalid_user", "account_inactive")
 SLACKBOT = "USLACKBOT"
+QUICK_TIMEOUT = 3  # seconds
 
 
 class People:
-    def __init__(self, client: AsyncWebClient, *, bot_user_id: Callable[[], Awaitable[str | None]],
+    def __init__(self, client: AsyncWebClient, *, bot_user_id: Callable[[], str | None],
                  ttl: float = 3600.0, refused_ttl: float = 300.0, max_entries: int = 10_000) -> None:
         self.client = client
         self.bot_user_id = bot_user_id
@@ -53,10 +55,13 @@ class People:
         return problem
 
     async def _ask(self, user_id: str) -> str | None:
-        if user_id == SLACKBOT or user_id == await self.bot_user_id():
+        if user_id == SLACKBOT or user_id == self.bot_user_id():
             return "is a bot, not a person"
         try:
-            user = (await self.client.users_info(user=user_id)).get("user") or {}
+            # Asked on the request's path: one quick try, no retries, so that a Slack outage
+            # (when the id is let through) delays nothing.
+            quick = page_client(self.client, timeout=QUICK_TIMEOUT)
+            user = (await quick.users_info(user=user_id)).get("user") or {}
         except SlackApiError as exc:
             error = slack_error(exc)
             if error in NOT_FOUND:
