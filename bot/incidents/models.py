@@ -90,6 +90,7 @@ class Incident(IncidentBase, table=True):
     card_ts: str | None = Field(default=None, max_length=32)
     reporter_invited: bool = False
     topic_set: bool = False
+    topic: str | None = Field(default=None, max_length=250)  # the text last set, to set it only on change
     card_pinned: bool = False
     runbook_bookmarked: bool = False
     announced: bool = False
