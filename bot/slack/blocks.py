@@ -158,7 +158,9 @@ def timeline_text(incident: Incident, events: Sequence[TimelineEvent], zone: Zon
 
 def incident_list_text(incidents: Sequence[Incident], *, include_resolved: bool) -> str:
     if not incidents:
-        return "No incidents." if include_resolved else "No open incidents. :tada:"
+        if include_resolved:
+            return "No incidents yet."
+        return "No open incidents. :tada: `/incident list all` shows the resolved ones too."
     heading = "*All incidents*" if include_resolved else "*Open incidents*"
     return _truncate("\n".join([heading] + [incident_summary_line(i) for i in incidents]), 3000)
 
