@@ -11,8 +11,8 @@ import pytest
 
 from bot.db.engine import transaction
 from bot.incidents import service as incidents
-from bot.incidents.models import EventKind, Incident
-from tests.support.bed import REPORTER, start_bed, stop_bed
+from bot.incidents.models import EventKind
+from tests.support.bed import start_bed, stop_bed
 
 OTHER = "U0G9QF9C6"
 BASE_URL = "https://firebreak.example.com"
@@ -94,3 +94,93 @@ async def test_the_on_call_reply_gives_each_handoff_time_once(bed):
     assert "<!date^" in line and "{time}" in line, line
     assert len(re.findall(r"\d{1,2}:\d\d", _as_fallback(line))) == 1, _as_fallback(line)
     assert len(re.findall(r"\d{1,2}:\d\d", _as_formatted(line))) == 1, _as_formatted(line)
+
+
+# --- /incident timeline ---------------------------------------------------------------------
+
+
+@pytest.fixture
+async def web_bed(database_url):
+    """The bed with the web pages on and a public URL, so that replies can link to them."""
+    test_bed = await start_bed(database_url, settings_overrides={
+        "web_auth_token": "web-token-0123456789abcdef", "public_base_url": BASE_URL})
+    try:
+        yield test_bed
+    finally:
+        await stop_bed(test_bed)
+    assert not test_bed.emu.violations, test_bed.emu.violations
+
+
+async def _timeline_reply(bed, channel: str) -> list[dict]:
+    sent = await bed.command("timeline", channel=channel)
+    assert sent.status == 200
+    reply = await bed.reply(sent)
+    assert reply["response_type"] == "ephemeral" and "Timeline of INC-1" in reply["text"]
+    return reply["blocks"]
+
+
+def _lines(blocks: list[dict]) -> list[str]:
+    """The event lines of the reply, in order (the sections after the heading)."""
+    return [line for b in blocks[1:] if b["type"] == "section" for line in b["text"]["text"].split("\n")]
+
+
+async def test_the_timeline_reply_keeps_every_line_whole_names_kinds_and_links_the_web_timeline(web_bed):
+    bed = web_bed
+    channel = await _open(bed)
+    for n in range(1, 18):
+        await bed.run_command(f"note step {n}: restarted `api-{n}` after the pool hit 100% on "
+                              f"<@{OTHER}>'s dashboard; error rate {n}% and falling, watching p99 "
+                              "latency of checkout before the next change", channel=channel)
+    await bed.run_command("status rolled back; the newest event of all", channel=channel)
+    blocks = await _timeline_reply(bed, channel)
+    lines = _lines(blocks)
+    async with bed.rt.sessions() as session:
+        incident = await incidents.get_incident(session=session, number=1)
+        events, total = await incidents.latest_events(session=session, incident=incident, limit=100)
+    assert total == len(events) >= 20 and len(lines) == total  # nothing cut
+    assert "the newest event of all" in lines[-1] and "*Status update*" in lines[-1]
+    for n in range(1, 18):
+        expected = next(e.text for e in events if e.text.startswith(f"step {n}:"))
+        assert any(line.endswith(expected) for line in lines), n  # each line whole
+    assert all(line.count("`") % 2 == 0 for line in lines)
+    kinds = " ".join(lines)
+    assert "*Opened*" in kinds and "*Channel created*" in kinds and "*Note*" in kinds
+    assert not re.search(r"\*[a-z]+_[a-z_]+\*", kinds)  # no `channel_created`, `status_update`
+    assert len(blocks) <= 50
+    assert all(len(b["text"]["text"]) <= 3000 for b in blocks if b["type"] == "section")
+    assert f"<{BASE_URL}/incidents/INC-1|" in json.dumps(blocks[-1])
+
+
+async def test_a_long_timeline_keeps_the_newest_events_and_says_how_many_are_left_out(bed):
+    channel = await _open(bed)
+    async with transaction(bed.rt.sessions) as session:
+        incident = await incidents.get_incident(session=session, number=1, for_update=True)
+        start = bed.clock.now()
+        for n in range(1, 151):
+            await incidents.record_event(
+                session=session, incident=incident, kind=EventKind.PAGE_DELIVERED, actor="firebreak",
+                now=start + timedelta(seconds=n), text=f"page {n:03d} " + "word " * 240)
+    bed.clock.advance(timedelta(minutes=5))
+    await bed.run_command("note the newest: `pool` back to normal", channel=channel)
+    blocks = await _timeline_reply(bed, channel)
+    lines = _lines(blocks)
+    assert len(blocks) == 50
+    assert lines[-1].endswith("the newest: `pool` back to normal")
+    assert lines[-2].split("*Page delivered* ")[1].startswith("page 150 ")  # newest kept, in order
+    shown = [int(line.split("page ")[1][:3]) for line in lines[:-1]]
+    assert shown == list(range(shown[0], 151)) and shown[0] > 1
+    total = int(re.search(r"\((\d+) events\)", blocks[0]["text"]["text"]).group(1))
+    assert total >= 153  # opened, channel created, 150 pages, the note (and the real pages)
+    assert f"…{total - len(lines):,} earlier events not shown here" in blocks[1]["elements"][0]["text"]
+    assert "/incident export" in json.dumps(blocks[-1])  # no web pages configured: the export
+    assert all(line.count("`") % 2 == 0 and line.rstrip().endswith(("word", "normal")) for line in lines)
+
+
+async def test_a_line_too_long_for_a_section_is_shortened_outside_its_code_spans(bed):
+    channel = await _open(bed)
+    text = "x" * 2900 + " see `select * from pool_stats where busy` now"
+    await bed.run_command(f"note {text}", channel=channel)
+    lines = _lines(await _timeline_reply(bed, channel))
+    last = lines[-1]
+    assert last.endswith("…") and len(last) <= 3000
+    assert last.count("`") % 2 == 0 and "`select" not in last

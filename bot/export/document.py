@@ -19,31 +19,10 @@ from bot.durations import format_duration
 from bot.export.names import Names, is_user_id, plain_text, target_label, target_user
 from bot.export.scrub import Scrubber
 from bot.export.service import as_plain
-from bot.incidents.models import EventKind, Incident, TimelineEvent
+from bot.incidents.models import EventKind, Incident, TimelineEvent, event_label
 
 SEVERITY_NAMES = {"P0": "Critical", "P1": "High", "P2": "Medium", "P3": "Low"}
 
-EVENT_LABELS: dict[str, str] = {
-    EventKind.OPENED: "Opened",
-    EventKind.ACKNOWLEDGED: "Acknowledged",
-    EventKind.SEVERITY_CHANGED: "Severity changed",
-    EventKind.ROLE_ASSIGNED: "Role assigned",
-    EventKind.NOTE: "Note",
-    EventKind.STATUS_UPDATE: "Status update",
-    EventKind.MITIGATED: "Mitigated",
-    EventKind.RESOLVED: "Resolved",
-    EventKind.REOPENED: "Reopened",
-    EventKind.PINNED_MESSAGE: "Pinned message",
-    EventKind.CHANNEL_CREATED: "Channel created",
-    EventKind.SLACK_ERROR: "Slack error",
-    EventKind.PAGE_SENT: "Page sent",
-    EventKind.PAGE_DELIVERED: "Page delivered",
-    EventKind.PAGE_FAILED: "Page failed",
-    EventKind.PAGE_ACKNOWLEDGED: "Page acknowledged",
-    EventKind.ESCALATION: "Escalation",
-    EventKind.ROLLBACK: "Rollback",
-    EventKind.FOLLOWUP: "Follow-up",
-}
 PAGE_STATUS = {EventKind.PAGE_SENT: "sent", EventKind.PAGE_DELIVERED: "delivered",
                EventKind.PAGE_FAILED: "failed", EventKind.PAGE_ACKNOWLEDGED: "acknowledged"}
 # How the SVG timeline and the web page group events into marks.
@@ -56,10 +35,6 @@ MARK_CLASSES = {
     EventKind.SEVERITY_CHANGED: "change", EventKind.ROLE_ASSIGNED: "change",
     EventKind.REOPENED: "change",
 }
-
-
-def event_label(kind: str) -> str:
-    return EVENT_LABELS.get(kind, kind.replace("_", " ").capitalize())
 
 
 # --- values ---------------------------------------------------------------------------------

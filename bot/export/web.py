@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from bot.config import Settings
 from bot.export import html as pages
 from bot.export import pipeline
 from bot.export import service as exports
@@ -40,6 +41,14 @@ SECURITY_HEADERS = {
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ExporterFactory = Callable[[web.Request], pipeline.Exporter]
+
+
+def incident_url(settings: Settings, key: str, suffix: str = "") -> str | None:
+    """The address of an incident's web page (``suffix``: e.g. ``/postmortem.html``), or None
+    when the pages are off (no ``WEB_AUTH_TOKEN``) or the bot's public URL is not known."""
+    if not (settings.public_base_url and settings.web_auth_token):
+        return None
+    return f"{settings.public_base_url.rstrip('/')}/incidents/{key}{suffix}"
 
 
 def session_value(token: str) -> str:

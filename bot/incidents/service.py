@@ -410,3 +410,15 @@ async def timeline(
     if limit is not None:
         query = query.limit(limit)
     return list((await session.execute(query)).scalars())
+
+
+async def latest_events(
+    *, session: AsyncSession, incident: Incident, limit: int
+) -> tuple[list[TimelineEvent], int]:
+    """The newest ``limit`` events in time order, and how many events the timeline has."""
+    where = TimelineEvent.incident_id == incident.id
+    total = (await session.execute(select(func.count(TimelineEvent.id)).where(where))).scalar_one()
+    newest = (await session.execute(
+        select(TimelineEvent).where(where)
+        .order_by(TimelineEvent.occurred_at.desc(), TimelineEvent.id.desc()).limit(limit))).scalars()
+    return list(reversed(list(newest))), int(total)

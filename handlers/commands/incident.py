@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.db.engine import transaction
+from bot.export.web import incident_url
 from bot.incidents import service as incidents
 from bot.incidents.commands import USAGE, Command, UsageError, help_text
 from bot.runtime import Runtime
@@ -13,6 +14,7 @@ from bot.slack.effects import provision_key
 from handlers.common import Reply, ephemeral, guarded, once
 
 CHANNEL_WAIT_SECONDS = 5.0
+TIMELINE_REPLY_EVENTS = 1000  # read for the reply; as many of the newest as fit are shown
 
 # Subcommands that other parts of Firebreak add (escalation, export, …) register here.
 EXTRA_SUBCOMMANDS: dict[str, Any] = {}
@@ -37,8 +39,11 @@ async def run_incident_command(rt: Runtime, command: Command, body: dict[str, An
         async with rt.sessions() as session:
             incident = await incidents.resolve_target(session=session, number=command.incident,
                                                       channel_id=channel)
-            events = await incidents.timeline(session=session, incident=incident)
-        return ephemeral(blocks.timeline_text(incident, events, rt.settings.display_zone))
+            events, total = await incidents.latest_events(session=session, incident=incident,
+                                                          limit=TIMELINE_REPLY_EVENTS)
+        return ephemeral(f"Timeline of {incident.key} ({total:,} events)", blocks=blocks.timeline_blocks(
+            incident, events, rt.settings.display_zone, total=total,
+            web_url=incident_url(rt.settings, incident.key)))
     if command.name in EXTRA_SUBCOMMANDS:
         return await EXTRA_SUBCOMMANDS[command.name](rt, command, body)
 
