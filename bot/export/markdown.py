@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from bot.export.document import EventRow, Moment, Postmortem
+from bot.export.service import HEADER_LIST_LIMIT
 
 PLACEHOLDER = "_To be written by the incident commander._"
 GITHUB_BODY_LIMIT = 65_000  # GitHub refuses issue bodies over 65,536 characters
@@ -44,6 +45,14 @@ def _times(doc: Postmortem, moment: Moment) -> list[str]:
     if doc.shows_local:
         return [moment.utc_text, moment.local_text]
     return [moment.utc_text]
+
+
+def _clock(doc: Postmortem, moment: Moment | None) -> str:
+    """A time of day (the date is in the row's other times): ``14:09:30 UTC / 09:09:30 EST``."""
+    if moment is None:
+        return "—"
+    text = f"{moment.utc:%H:%M:%S} UTC"
+    return f"{text} / {moment.local:%H:%M:%S %Z}" if doc.shows_local else text
 
 
 def _table(headings: list[str], rows: Iterable[list[str]]) -> list[str]:
@@ -92,17 +101,23 @@ def header(doc: Postmortem, *, with_marker: bool = False) -> str:
                           cell(doc.response.verdict)])
     lines += _table(["Measure", "Value"], duration_rows)
     if doc.summary:
-        lines += ["", "## Summary", "", inline(doc.summary)]
+        lines += ["", "## Summary", "", doc.summary.markdown]
     lines += ["", "## Rollbacks", ""]
     if doc.rollbacks:
         lines += _table(
-            [*_time_columns(doc), "Service", "Provider", "From → to", "State", "By"],
-            ([*_times(doc, r.at), cell(r.service), cell(r.provider),
-              cell(f"{r.from_deploy or '?'} → {r.to_deploy or '?'}"), cell(r.state), _who(r.actor)]
+            ["Rollback", "Service", "From → to", "Requested by", "Confirmed by",
+             *(f"Started {c[5:]}" for c in _time_columns(doc)), "Live at", "Health", "Duration", "Outcome"],
+            ([cell(r.key or "—"), cell(f"{r.service} ({r.provider})" if r.provider else r.service),
+              cell(f"{r.from_deploy or '?'} → {r.to_deploy or '?'}"
+                   + (f" (live as {r.redeploy}, a redeploy of {r.to_deploy})" if r.redeploy else "")),
+              _who(r.requested_by), _who(r.confirmed_by), *_times(doc, r.started),
+              _clock(doc, r.live), cell(r.health_text), r.duration.text if r.duration else "—",
+              cell(r.outcome)]
              for r in doc.rollbacks))
-        if doc.rollback_total > len(doc.rollbacks):
-            lines += ["", f"_…and {doc.rollback_total - len(doc.rollbacks):,} more rollback "
-                          "events in the timeline below._"]
+        lines += ["", "Every step of each rollback is in the timeline below."]
+        if doc.rollback_total > HEADER_LIST_LIMIT:
+            lines += ["", (f"_Rollbacks after the first {HEADER_LIST_LIMIT:,} rollback steps are only in "
+                           "the timeline below._")]
     else:
         lines.append("_No rollbacks._")
     lines += ["", "## Pages", ""]
@@ -113,8 +128,8 @@ def header(doc: Postmortem, *, with_marker: bool = False) -> str:
               str(p.level) if p.level is not None else "—", p.status]
              for p in doc.pages))
         if doc.page_total > len(doc.pages):
-            lines += ["", f"_…and {doc.page_total - len(doc.pages):,} more page events in the "
-                          "timeline below._"]
+            lines += ["", (f"_…and {doc.page_total - len(doc.pages):,} more page events in the "
+                           "timeline below._")]
     else:
         lines.append("_No pages._")
     lines += ["", "## Timeline", "",
@@ -125,7 +140,7 @@ def header(doc: Postmortem, *, with_marker: bool = False) -> str:
 
 def event_line(doc: Postmortem, row: EventRow) -> str:
     return ("| " + " | ".join([str(row.seq), *_times(doc, row.at), row.label,
-                               _who(row.actor), cell(row.text)]) + " |\n")
+                               _who(row.actor), row.text.markdown_cell]) + " |\n")
 
 
 def omitted_line(doc: Postmortem, omitted: int, *, where: str) -> str:
@@ -148,14 +163,14 @@ def footer(doc: Postmortem, *, task_list: bool = True) -> str:
             box = ("[x] " if item.done else "[ ] ") if task_list else ""
             owner = f" — owner: {inline(item.owner.name)}" if item.owner else ""
             auto = " _(added automatically)_" if item.automatic else ""
-            lines.append(f"- {box}{inline(item.text)}{owner}{auto}")
+            lines.append(f"- {box}{item.text.markdown}{owner}{auto}")
     else:
         lines.append("_None yet: add them with `/incident followup <text> [@owner]`._")
     for title, name in (("Impact", "impact"), ("Root cause", "root_cause"),
                         ("Lessons learned", "lessons")):
         lines += ["", f"## {title}", ""]
         entries = doc.sections.get(name) or []
-        lines += [f"- {inline(text)}" for text in entries] or [PLACEHOLDER]
+        lines += [f"- {text.markdown}" for text in entries] or [PLACEHOLDER]
     lines += ["", "---", "",
               f"_Generated by Firebreak on {doc.generated_at.utc_text}"
               + (f" ({doc.generated_at.local_text})" if doc.shows_local else "") + "._", ""]

@@ -19,7 +19,8 @@ from bot.export.document import (
     pager_of,
     response_target,
 )
-from bot.export.names import Names, ids_in_data, mentioned_ids, plain_text, target_label
+from bot.export.mrkdwn import plain_text
+from bot.export.names import Names, ids_in_data, mentioned_ids, target_label
 from bot.export.scrub import REDACTED, Scrubber
 from bot.incidents.models import Incident, IncidentState, TimelineEvent
 from bot.playbooks.models import Severity
