@@ -85,10 +85,20 @@
     if (target.startsWith("!date^")) return esc(unentity(label || target));
     if (target.startsWith("!")) return `<span class="mention">@${esc(target.slice(1))}</span>`;
     if (/^(https?:|mailto:)/i.test(target)) {
-      const href = unentity(target);
+      const href = signedIn(unentity(target));
       return `<a href="${esc(href)}" target="_blank" rel="noopener">${esc(unentity(label || target))}</a>`;
     }
     return esc("<" + unentity(inner) + ">");
+  }
+
+  // A link to the bot's own web pages opens signed in: the console holds the web token
+  // (a person in a real workspace signs in once on the page itself).
+  function signedIn(href) {
+    const link = ui.state?.bot_link;
+    if (!link?.token || !(href === link.base_url || href.startsWith(link.base_url + "/"))) return href;
+    const url = new URL(href);
+    if (!url.searchParams.has("token")) url.searchParams.set("token", link.token);
+    return url.toString();
   }
 
   function splitOnce(text, separator) {
