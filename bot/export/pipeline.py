@@ -260,7 +260,8 @@ async def build_svg(exporter: Exporter, prepared: Prepared, *, now: datetime | N
     phase_list = svg.phases(opened_at=incident.opened_at, acknowledged_at=incident.acknowledged_at,
                             mitigated_at=incident.mitigated_at, resolved_at=incident.resolved_at)
     return svg.render(scale=scale, phase_list=phase_list, marks=buckets, zone=exporter.zone,
-                      now=now, title=f"Timeline of {incident.key}: {scrub(incident.title)}")
+                      now=now, title=f"Timeline of {incident.key}: {scrub(incident.title)}",
+                      event_count=snap.count)
 
 
 def full_timeline_pointer(settings: Settings, key: str) -> str:
