@@ -76,7 +76,7 @@ _STYLES = {
     for mark in "*_~"
 }
 _STYLE_NAMES = {"*": "bold", "_": "italic", "~": "strike"}
-_EMOJI = re.compile(r"(?<!\w):([a-z0-9_+'-]+):(?!\w)")
+_EMOJI = re.compile(r"(?<![A-Za-z0-9]):([a-z0-9_+'-]+):(?![A-Za-z0-9])")
 _LINK_TARGET = re.compile(r"^(?:https?|mailto):", re.IGNORECASE)
 _SPECIAL = frozenset("*_~`<&:")
 # Slack names that the Unicode CLDR names do not know.
@@ -240,8 +240,8 @@ def _md_code(text: str, *, table: bool) -> str:
     text = " ".join(text.split("\n"))
     if table:
         text = text.replace("|", "\\|")  # GitHub splits table cells before it reads code spans
-    fence = "``" if "`" in text else "`"
-    pad = " " if text.startswith("`") or text.endswith("`") or fence == "``" else ""
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if "`" in text else ""
     return f"{fence}{pad}{text}{pad}{fence}"
 
 

@@ -8,6 +8,7 @@ and on the web page.
 from __future__ import annotations
 
 import json
+import re
 
 import aiohttp
 import pytest
@@ -107,3 +108,32 @@ async def test_the_post_mortem_shows_firebreak_own_lines_without_emoji_codes(ful
     markdown = bed.emu.files[-1].content.decode("utf-8")
     assert "🚀 **fixed** by raising the pool" in markdown  # the summary, and its timeline line
     assert ":rocket:" not in markdown and not any(f":{name}:" in markdown for name in ("eyes", "mega"))
+
+
+# --- the converter itself: properties over any text ------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from bot.export.mrkdwn import convert  # noqa: E402
+from bot.export.names import Names  # noqa: E402
+
+PIECES = st.sampled_from(["*", "_", "~", "`", "```", "<", ">", "|", "&amp;", "&lt;", ":", "\n", " ", "[", "]",
+                          "(", ")", "#", "\\", "<@U1>", "<#C1|ops>", "<!here>", "<https://x.example/a_b|x>",
+                          "<javascript:alert(1)|y>", ":tada:", ":nope:", "word", "*bold*", "_it_", "<script>"])
+TEXTS = st.lists(st.one_of(PIECES, st.text(max_size=5)), max_size=30).map("".join)
+OUR_TAGS = re.compile(r'</?(?:strong|em|del|code|pre|br|span(?: class="mention")?)>|<a href="(?:https?|mailto):[^"<>]*" '
+                      r'rel="nofollow noopener noreferrer">|</a>')
+
+
+@settings(max_examples=400, deadline=None)
+@given(TEXTS)
+def test_any_text_converts_to_safe_html_and_markdown(text):
+    rich = convert(text, Names({"U1": "ava"}, {"C1": "ops"}))
+    assert "<" not in OUR_TAGS.sub("", str(rich.html))  # nothing but our own tags
+    assert "javascript:" not in str(rich.html).split("</a>")[0].split('href="')[-1][:11]
+    outside_code = re.sub(r"(`+)(.+?)\1", "", rich.markdown)
+    assert "<" not in outside_code.replace("\\<", "")  # no raw HTML in the Markdown
+    assert "\n" not in rich.markdown and "\n" not in rich.markdown_cell
+    assert "|" not in rich.markdown_cell.replace("\\|", "")  # a table cell stays one cell
+    assert "<@U1>" not in rich.plain
