@@ -18,8 +18,8 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import lru_cache
+from typing import NamedTuple
 
 import emoji
 from markupsafe import Markup, escape
@@ -29,39 +29,34 @@ from bot.export.names import Names
 # --- nodes ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Text:
+class Text(NamedTuple):
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class Styled:
+class Styled(NamedTuple):
     style: str  # "bold", "italic" or "strike"
     children: tuple[Node, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Code:
+class Code(NamedTuple):
     text: str
     block: bool = False  # ```preformatted```
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
+class Link(NamedTuple):
     url: str
     label: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Mention:
+class Mention(NamedTuple):
     text: str  # "@Ava Lin", "#inc-1-checkout", "@here"
 
 
-@dataclass(frozen=True, slots=True)
-class Emoji:
+class Emoji(NamedTuple):
     char: str
 
 
+# Plain tuples (many are made per export); tell them apart by class, never by ==.
 Node = Text | Styled | Code | Link | Mention | Emoji
 
 # --- parsing ----------------------------------------------------------------------------------
@@ -76,7 +71,7 @@ _STYLES = {
     for mark in "*_~"
 }
 _STYLE_NAMES = {"*": "bold", "_": "italic", "~": "strike"}
-_EMOJI = re.compile(r"(?<![A-Za-z0-9]):([a-z0-9_+'-]+):(?![A-Za-z0-9])")
+_EMOJI = re.compile(r":(?<![A-Za-z0-9]:)([a-z0-9_+'-]+):(?![A-Za-z0-9])")  # starts with ":": quick to scan
 _LINK_TARGET = re.compile(r"^(?:https?|mailto):", re.IGNORECASE)
 _SPECIAL = frozenset("*_~`<&:")
 # Slack names that the Unicode CLDR names do not know.
@@ -102,18 +97,18 @@ def emoji_char(name: str) -> str | None:
     return None
 
 
-def _entity(inner: str, names: Names) -> Node:
+def _entity(inner: str, names: Names, clean: Callable[[str], str]) -> Node:
     target, _, label = inner.partition("|")
     label = html.unescape(label) if label else ""
     if target.startswith("@"):
         ref = target[1:]
         if names.known_user(ref) or not label:
-            return Mention("@" + names.user(ref))
+            return Mention("@" + clean(names.user(ref)))  # a name from Slack: scrubbed too
         return Mention("@" + label.lstrip("@"))
     if target.startswith("#"):
         ref = target[1:]
         if names.known_channel(ref) or not label:
-            name = names.channel(ref)
+            name = clean(names.channel(ref))
             return Mention(name if name.startswith("#") else "#" + name)
         return Mention("#" + label.lstrip("#"))
     if target.startswith("!subteam^"):
@@ -128,6 +123,10 @@ def _entity(inner: str, names: Names) -> Node:
     return Text(html.unescape("<" + inner + ">"))
 
 
+def _unescape(text: str) -> str:
+    return html.unescape(text) if "&" in text else text
+
+
 def _text_nodes(text: str, slots: list[Node]) -> list[Node]:
     """Plain text with slot references (``\\x00n\\x00``) and emoji codes."""
     nodes: list[Node] = []
@@ -137,23 +136,28 @@ def _text_nodes(text: str, slots: list[Node]) -> list[Node]:
             continue
         if not part:
             continue
+        if ":" not in part:
+            nodes.append(Text(_unescape(part)))
+            continue
         position = 0
         for match in _EMOJI.finditer(part):
             char = emoji_char(match.group(1))
             if char is None:
                 continue
             if match.start() > position:
-                nodes.append(Text(html.unescape(part[position:match.start()])))
+                nodes.append(Text(_unescape(part[position:match.start()])))
             if char:
                 nodes.append(Emoji(char))
             position = match.end()
         if position < len(part):
-            nodes.append(Text(html.unescape(part[position:])))
+            nodes.append(Text(_unescape(part[position:])))
     return nodes
 
 
 def _styled(text: str, slots: list[Node]) -> list[Node]:
     """``*bold*``, ``_italic_`` and ``~strike~`` (nested too) over text with slots."""
+    if "*" not in text and "_" not in text and "~" not in text:
+        return _text_nodes(text, slots)
     first: tuple[int, re.Match[str]] | None = None
     for mark, pattern in _STYLES.items():
         match = pattern.search(text)
@@ -167,8 +171,8 @@ def _styled(text: str, slots: list[Node]) -> list[Node]:
             *_styled(text[match.end():], slots)]
 
 
-def parse(text: str | None, names: Names) -> tuple[Node, ...]:
-    """Slack mrkdwn as nodes; mentions become names (from ``names``)."""
+def parse(text: str | None, names: Names, clean: Callable[[str], str] = lambda s: s) -> tuple[Node, ...]:
+    """Slack mrkdwn as nodes; mentions become names (from ``names``, passed through ``clean``)."""
     if not text:
         return ()
     if not _SPECIAL.intersection(text):
@@ -182,7 +186,7 @@ def parse(text: str | None, names: Names) -> tuple[Node, ...]:
         elif code is not None:
             slots.append(Code(html.unescape(code)))
         else:
-            slots.append(_entity(entity, names))
+            slots.append(_entity(entity, names, clean))
         return f"\x00{len(slots) - 1}\x00"
 
     skeleton = _TOKENS.sub(keep, text.replace("\x00", ""))
@@ -192,7 +196,7 @@ def parse(text: str | None, names: Names) -> tuple[Node, ...]:
         if index:
             nodes.append(Text("\n"))
         nodes += _styled(line, slots)
-    return tuple(_merge(nodes))
+    return tuple(_merge(nodes) if len(nodes) > 1 else nodes)
 
 
 def _merge(nodes: list[Node]) -> list[Node]:
@@ -232,7 +236,12 @@ _MD_SPECIAL = re.compile(r"([\\`*~<>|]|\](?=[(\[:])|(?<!\w)_|_(?!\w))|^(#)(?=#*(
 _MD_WRAP = {"bold": "**", "italic": "*", "strike": "~~"}
 
 
+_MD_MAYBE = re.compile(r"[\\`*~<>|\]_#]")  # a cheap first look: most text needs no escaping
+
+
 def _md_escape(text: str) -> str:
+    if not _MD_MAYBE.search(text):
+        return text
     return _MD_SPECIAL.sub(lambda m: "\\" + (m.group(1) or m.group(2)), text)
 
 
@@ -299,29 +308,34 @@ def to_html(nodes: tuple[Node, ...]) -> str:
     return "".join(parts)
 
 
-@dataclass(frozen=True)
 class Rich:
     """One piece of people's text (Slack mrkdwn), ready for every export format."""
 
-    mrkdwn: str  # as stored (secrets scrubbed)
-    nodes: tuple[Node, ...] = field(repr=False)
+    __slots__ = ("mrkdwn", "nodes")
 
-    @cached_property
+    def __init__(self, mrkdwn: str, nodes: tuple[Node, ...]) -> None:
+        self.mrkdwn = mrkdwn  # as stored (secrets scrubbed)
+        self.nodes = nodes
+
+    # Not cached: each export reads each form once.
+    @property
     def plain(self) -> str:
         return to_plain(self.nodes)
 
-    @cached_property
+    @property
     def markdown(self) -> str:
         """For a paragraph or a list item: on one line."""
         return " ".join(part.strip() for part in to_markdown(self.nodes).split("\n") if part.strip())
 
-    @cached_property
+    @property
     def markdown_cell(self) -> str:
         """For a Markdown table cell: line breaks as ``<br>``."""
-        lines = [part.strip() for part in to_markdown(self.nodes, table=True).split("\n")]
-        return " <br> ".join(line for line in lines if line) or " "
+        text = to_markdown(self.nodes, table=True)
+        if "\n" not in text:
+            return text.strip() or " "
+        return " <br> ".join(line for line in (part.strip() for part in text.split("\n")) if line) or " "
 
-    @cached_property
+    @property
     def html(self) -> Markup:
         return Markup(to_html(self.nodes))
 
@@ -340,12 +354,4 @@ def plain_text(text: str | None, names: Names) -> str:
 def convert(text: str | None, names: Names, scrub: Callable[[str], str] = lambda s: s) -> Rich:
     """``text`` (Slack mrkdwn) for exports: secrets scrubbed before it is read, names too."""
     source = scrub(text or "")
-    return Rich(source, _scrub_names(parse(source, names), scrub))
-
-
-def _scrub_names(nodes: tuple[Node, ...], scrub: Callable[[str], str]) -> tuple[Node, ...]:
-    if not any(isinstance(n, Mention | Styled) for n in nodes):
-        return nodes
-    return tuple(Mention(scrub(n.text)) if isinstance(n, Mention)
-                 else Styled(n.style, _scrub_names(n.children, scrub)) if isinstance(n, Styled)
-                 else n for n in nodes)
+    return Rich(source, parse(source, names, getattr(scrub, "remembered", scrub)))  # names repeat
