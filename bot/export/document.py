@@ -146,9 +146,12 @@ class RollbackRow:
 
     @property
     def duration(self) -> Span | None:
-        """From Confirm to the verdict (or to live, while the health check runs)."""
-        return span_between(self.started.when, (self.finished or self.live).when) \
-            if (self.finished or self.live) else None
+        """From Confirm to the verdict (or to live, while the health check runs); none for a
+        preview that was never confirmed."""
+        end = self.finished or self.live
+        if end is None or (self.key and self.confirmed_by is None):
+            return None
+        return span_between(self.started.when, end.when)
 
     @property
     def health_text(self) -> str:
