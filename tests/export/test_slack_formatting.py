@@ -12,8 +12,12 @@ import re
 
 import aiohttp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.emulator.github_issues import GitHubIssuesFake
+from bot.export.mrkdwn import convert
+from bot.export.names import Names
 from tests.support.bed import start_bed, stop_bed
 
 BEN = "U0G9QF9C6"
@@ -31,9 +35,9 @@ async def github():
 
 @pytest.fixture
 async def full_bed(database_url, github):
-    bed = await start_bed(database_url, settings_overrides=dict(
-        github_api_url=github.api_url, github_token=github.token, postmortem_github_repo="acme/postmortems",
-        web_auth_token=TOKEN, public_base_url="https://firebreak.example.com"))
+    bed = await start_bed(database_url, settings_overrides={
+        "github_api_url": github.api_url, "github_token": github.token, "postmortem_github_repo": "acme/postmortems",
+        "web_auth_token": TOKEN, "public_base_url": "https://firebreak.example.com"})
     try:
         yield bed
     finally:
@@ -90,10 +94,9 @@ async def test_mrkdwn_stays_in_slack_and_every_export_renders_it_cleanly(full_be
     assert "✅ **api** is back after the ~~bad~~ deploy" in body and "[the dashboard](https://grafana" in body
     _no_slack_syntax(body)
 
-    async with aiohttp.ClientSession() as http:
-        async with http.get(str(bed.server.make_url("/incidents/INC-1")),
-                            headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
-            web_page = await resp.text()
+    async with aiohttp.ClientSession() as http, http.get(
+            str(bed.server.make_url("/incidents/INC-1")), headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+        web_page = await resp.text()
     assert resp.status == 200
     assert "✅ <strong>api</strong> is back" in web_page and '<span class="mention">@ben</span>' in web_page
     _no_slack_syntax(web_page.replace("&amp;y=2", ""))
@@ -111,12 +114,6 @@ async def test_the_post_mortem_shows_firebreak_own_lines_without_emoji_codes(ful
 
 
 # --- the converter itself: properties over any text ------------------------------------------
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from bot.export.mrkdwn import convert  # noqa: E402
-from bot.export.names import Names  # noqa: E402
 
 PIECES = st.sampled_from(["*", "_", "~", "`", "```", "<", ">", "|", "&amp;", "&lt;", ":", "\n", " ", "[", "]",
                           "(", ")", "#", "\\", "<@U1>", "<#C1|ops>", "<!here>", "<https://x.example/a_b|x>",

@@ -28,8 +28,8 @@ async def _short_incident(bed) -> None:
     assert "INC-1 opened" in await bed.run_command("open P1 checkout is failing service:api")
     await bed.run_jobs()
     channel = bed.incident_channel(1).id
-    for seconds, text in ((20, "note pool at 100%"), (35, "ack"), (50, "sev P0"), (65, "note restarting api"),
-                          (80, "status back to normal"), (95, "mitigated"), (118, "resolve pool raised")):
+    for text in ("note pool at 100%", "ack", "sev P0", "note restarting api", "status back to normal",
+                 "mitigated", "resolve pool raised"):
         bed.clock.advance(timedelta(seconds=15))
         assert await bed.run_command(text, channel=channel), text
         await bed.run_jobs()
