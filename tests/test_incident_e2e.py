@@ -88,8 +88,8 @@ async def test_every_subcommand_updates_card_and_timeline(bed):
     assert status_lines and "rolling back api" in status_lines[0]
     listing = await bed.run_command("list all")
     assert "INC-1" in listing
-    timeline = await bed.run_command("timeline", channel=channel)
-    assert "severity_changed" in timeline and "UTC" in timeline and "EST" in timeline
+    timeline = json.dumps((await bed.reply(await bed.command("timeline", channel=channel)))["blocks"])
+    assert "Severity changed" in timeline and "UTC" in timeline and "EST" in timeline
 
 
 async def test_card_buttons_acknowledge_change_severity_and_resolve(bed):

@@ -130,3 +130,15 @@ def test_escalation_offsets_are_elapsed_time_across_the_autumn_change() -> None:
 def test_report_needs_an_aware_time() -> None:
     with pytest.raises(ValueError, match="aware"):
         render_check_report(load_playbooks(SAMPLES), datetime(2026, 3, 8, 9, 30))
+
+
+def test_report_explains_the_opsgenie_priority_of_each_severity(tmp_path: Path) -> None:
+    folder = tmp_path / "playbooks"
+    shutil.copytree(SAMPLES, folder)
+    escalation = folder / "escalation.yaml"
+    escalation.write_text(escalation.read_text().replace(
+        '["oncall:backend", "pagerduty:default"]', '["oncall:backend", "opsgenie:platform"]', 1))
+    report = render_check_report(load_playbooks(folder), parse_at("2026-03-02T09:00 America/New_York"))
+    line = next(x for x in report.splitlines() if "opsgenie:platform" in x)
+    assert line.endswith("Opsgenie alert for team platform, priority P1 for a P0 incident "
+                         "(Firebreak's P0–P3 are Opsgenie's P1–P4: Opsgenie counts from P1)"), line

@@ -182,6 +182,8 @@ class Console:
             "world": self.world.status() if self.world is not None else None,
             "requests": self.world.requests.to_json()[-200:] if self.world is not None else [],
             "bot_pages": self.links.pages(),
+            # Links to the bot's pages in messages open signed in: the console holds the token.
+            "bot_link": {"base_url": self.links.base_url.rstrip("/"), "token": self.links.token},
         }
 
     def _visible(self, channel: dict[str, Any], user_id: str) -> bool:
@@ -392,7 +394,8 @@ async def download(request: web.Request) -> web.Response:
     if file is None or not file.completed:
         raise web.HTTPNotFound(text="no such file")
     disposition = "inline" if request.query.get("view") else "attachment"
-    return web.Response(body=file.content, content_type=file.mimetype,
+    text = file.mimetype.startswith("text/") or file.mimetype == "application/json"
+    return web.Response(body=file.content, content_type=file.mimetype, charset="utf-8" if text else None,
                         headers={"Content-Disposition": f'{disposition}; filename="{file.name}"'})
 
 

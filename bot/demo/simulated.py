@@ -24,6 +24,7 @@ from bot.emulator.opsgenie import OpsgenieFake
 from bot.emulator.pagerduty import PagerDutyFake
 from bot.emulator.providers import GitHubFake, HerokuFake, RailwayFake, RenderFake, VercelFake
 from bot.emulator.providers._server import FakeProviderServer
+from bot.pagers.opsgenie import PRIORITY_MAP, priority_note
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +215,7 @@ class SimulatedWorld:
                            "status": i.status, "actions": list(i.actions)}
                           for i in self.pagerduty.incident_history],
             "opsgenie": [{"alias": a.alias, "message": a.message, "priority": a.priority,
+                          "priority_note": _priority_note(a.tags),
                           "status": a.status, "acknowledged": a.acknowledged, "count": a.count}
                          for a in self.opsgenie.alert_history],
         }
@@ -221,4 +223,10 @@ class SimulatedWorld:
 
 class _NotSimulated(Exception):
     pass
+
+
+def _priority_note(tags: list[str]) -> str | None:
+    """Why the alert has its priority (Firebreak tags it with the incident's severity)."""
+    severity = next((t for t in tags if t in PRIORITY_MAP), None)
+    return priority_note(severity) if severity else None
 

@@ -38,10 +38,11 @@ def _person(user: str | None) -> str:
 
 
 def _when(moment: datetime, rotation: Rotation) -> str:
-    local = moment.astimezone(rotation.zone)
-    fallback = local.strftime("%a %Y-%m-%d %H:%M %Z")
+    """One time: Slack shows it in the reader's own zone; a client that cannot falls back
+    to the rotation's zone (the header line names that zone)."""
+    fallback = moment.astimezone(rotation.zone).strftime("%a %Y-%m-%d %H:%M %Z")
     epoch = int(moment.timestamp())
-    return f"{fallback} (<!date^{epoch}^{{date_short_pretty}} {{time}}|{fallback}> your time)"
+    return f"<!date^{epoch}^{{date_short_pretty}} at {{time}} your time|{fallback}>"
 
 
 def rotation_lines(name: str, rotation: Rotation, now: datetime) -> list[str]:

@@ -16,34 +16,14 @@ from zoneinfo import ZoneInfo
 
 from bot.clock import utc
 from bot.durations import format_duration
-from bot.export.names import Names, is_user_id, plain_text, target_label, target_user
+from bot.export.mrkdwn import Rich, convert
+from bot.export.names import Names, is_user_id, target_label, target_user
 from bot.export.scrub import Scrubber
-from bot.export.service import as_plain
-from bot.incidents.models import EventKind, Incident, TimelineEvent
+from bot.export.service import ROLLBACK_DONE_STATES, as_plain
+from bot.incidents.models import EventKind, Incident, TimelineEvent, event_label
 
 SEVERITY_NAMES = {"P0": "Critical", "P1": "High", "P2": "Medium", "P3": "Low"}
 
-EVENT_LABELS: dict[str, str] = {
-    EventKind.OPENED: "Opened",
-    EventKind.ACKNOWLEDGED: "Acknowledged",
-    EventKind.SEVERITY_CHANGED: "Severity changed",
-    EventKind.ROLE_ASSIGNED: "Role assigned",
-    EventKind.NOTE: "Note",
-    EventKind.STATUS_UPDATE: "Status update",
-    EventKind.MITIGATED: "Mitigated",
-    EventKind.RESOLVED: "Resolved",
-    EventKind.REOPENED: "Reopened",
-    EventKind.PINNED_MESSAGE: "Pinned message",
-    EventKind.CHANNEL_CREATED: "Channel created",
-    EventKind.SLACK_ERROR: "Slack error",
-    EventKind.PAGE_SENT: "Page sent",
-    EventKind.PAGE_DELIVERED: "Page delivered",
-    EventKind.PAGE_FAILED: "Page failed",
-    EventKind.PAGE_ACKNOWLEDGED: "Page acknowledged",
-    EventKind.ESCALATION: "Escalation",
-    EventKind.ROLLBACK: "Rollback",
-    EventKind.FOLLOWUP: "Follow-up",
-}
 PAGE_STATUS = {EventKind.PAGE_SENT: "sent", EventKind.PAGE_DELIVERED: "delivered",
                EventKind.PAGE_FAILED: "failed", EventKind.PAGE_ACKNOWLEDGED: "acknowledged"}
 # How the SVG timeline and the web page group events into marks.
@@ -56,10 +36,6 @@ MARK_CLASSES = {
     EventKind.SEVERITY_CHANGED: "change", EventKind.ROLE_ASSIGNED: "change",
     EventKind.REOPENED: "change",
 }
-
-
-def event_label(kind: str) -> str:
-    return EVENT_LABELS.get(kind, kind.replace("_", " ").capitalize())
 
 
 # --- values ---------------------------------------------------------------------------------
@@ -148,14 +124,46 @@ class ResponseTarget:
 
 @dataclass(frozen=True)
 class RollbackRow:
-    at: Moment
+    """One rollback (its steps are on the timeline)."""
+
+    key: str | None  # RB-n
     service: str
     provider: str
     from_deploy: str
     to_deploy: str
-    state: str
-    actor: Person | None
-    text: str
+    state: str  # the last one recorded: succeeded, failed, canceled, expired, or still going
+    reason: str | None  # why it failed or ended
+    requested_by: Person | None
+    requested: Moment | None
+    confirmed_by: Person | None
+    started: Moment  # confirmed (the provider was asked), else first recorded
+    live: Moment | None
+    finished: Moment | None
+    health: str | None  # passed | failed | not_configured; None: not reached
+    health_detail: str | None
+    redeploy: str | None  # the new deploy the provider made of the target, when it makes one
+    text: Rich  # the last step
+
+    @property
+    def duration(self) -> Span | None:
+        """From Confirm to the verdict (or to live, while the health check runs); none for a
+        preview that was never confirmed."""
+        end = self.finished or self.live
+        if end is None or (self.key and self.confirmed_by is None):
+            return None
+        return span_between(self.started.when, end.when)
+
+    @property
+    def health_text(self) -> str:
+        verdict = {"passed": "passed", "failed": "failed", "not_configured": "no health check configured"}
+        if self.health is None:
+            return "not reached" if self.finished else "pending"
+        text = verdict.get(self.health, self.health)
+        return f"{text}: {self.health_detail}" if self.health_detail else text
+
+    @property
+    def outcome(self) -> str:
+        return f"{self.state} ({self.reason})" if self.reason and self.reason != self.state else self.state
 
 
 @dataclass(frozen=True)
@@ -166,13 +174,13 @@ class PageRow:
     target_name: str
     pager: str
     level: int | None
-    text: str
+    text: Rich
 
 
 @dataclass(frozen=True)
 class FollowUpRow:
     id: int
-    text: str
+    text: Rich
     owner: Person | None
     done: bool
     automatic: bool
@@ -195,7 +203,7 @@ class EventRow:
     at: Moment
     recorded_at: Moment
     actor: Person | None
-    text: str
+    text: Rich
     data: dict[str, Any]
     mark: str | None
 
@@ -229,7 +237,7 @@ class Postmortem:
     scribe: Person | None
     channel_id: str | None
     channel_name: str | None
-    summary: str | None
+    summary: Rich | None
     zone: ZoneInfo
     generated_at: Moment
     started: Moment
@@ -241,12 +249,12 @@ class Postmortem:
     time_to_resolve: Span | None
     response: ResponseTarget
     rollbacks: tuple[RollbackRow, ...]
-    rollback_total: int
+    rollback_total: int  # timeline events of kind rollback (the rows are read from the first 500)
     pages: tuple[PageRow, ...]
     page_total: int
     participants: tuple[Participant, ...]
     followups: tuple[FollowUpRow, ...]
-    sections: dict[str, list[str]]
+    sections: dict[str, list[Rich]]
     event_count: int
 
     @property
@@ -293,17 +301,72 @@ def response_target(
     return ResponseTarget(target, None, f"pending: not acknowledged yet (target {target.text})")
 
 
-def rollback_row(event: TimelineEvent, names: Names, zone: ZoneInfo, scrub: Scrubber) -> RollbackRow:
-    data = event.data or {}
+FINAL_STEPS = {"succeeded": "succeeded", "failed": "failed", "canceled": "canceled", "expired": "expired"}
+HEALTH_VERDICTS = ("passed", "failed", "not_configured")
+
+
+def rollback_rows(events: Sequence[TimelineEvent], names: Names, zone: ZoneInfo,
+                  scrub: Scrubber) -> tuple[RollbackRow, ...]:
+    """One row per rollback, from its steps on the timeline: grouped by ``rollback_id``, or,
+    for events recorded by something else than ``/rollback``, by service and deploys."""
+    groups: dict[Any, list[TimelineEvent]] = {}
+    for event in events:
+        data = event.data or {}
+        rollback_id = data.get("rollback_id")
+        key = rollback_id if rollback_id is not None else (data.get("service"), data.get("from"), data.get("to"))
+        groups.setdefault(key, []).append(event)
+    return tuple(_rollback_row(steps, names, zone, scrub) for steps in groups.values())
+
+
+def _rollback_row(steps: list[TimelineEvent], names: Names, zone: ZoneInfo, scrub: Scrubber) -> RollbackRow:
+    by_step = {str((e.data or {}).get("step")): e for e in steps}
+    last = steps[-1]
+    data = last.data or {}
+    state = str(data.get("state") or "")
+
+    def who(event: TimelineEvent | None) -> Person | None:
+        if event is None or not is_user_id(event.actor):
+            return None
+        found = person(event.actor, names)
+        return Person(found.id, scrub(found.name)) if found else None
+
+    def at(event: TimelineEvent | None) -> Moment | None:
+        return Moment(event.occurred_at, zone) if event is not None else None
+
+    final = next((by_step[s] for s in FINAL_STEPS if s in by_step), None)
+    done = state.lower() in ROLLBACK_DONE_STATES
+    if final is None and (done or state.lower() in ("failed", "canceled", "expired")):
+        final = last  # recorded by something else than /rollback: one event says it all
+    live = by_step.get("live") or (final if done else None)
+    started = by_step.get("confirmed") or by_step.get("triggered") or steps[0]
+    final_data = (final.data or {}) if final is not None else {}
+    health = final_data.get("health")
+    if health not in HEALTH_VERDICTS:  # recorded before the verdict was stored with the step
+        health = None
+        if final is not None and state == "succeeded":
+            health = "passed" if final_data.get("health_url") else "not_configured"
+        elif final is not None and final_data.get("reason") == "unhealthy":
+            health = "failed"
+    redeploy = next((str(e.data["redeploy_id"]) for e in steps if (e.data or {}).get("redeploy_id")), None)
+    rollback_id = data.get("rollback_id")
     return RollbackRow(
-        at=Moment(event.occurred_at, zone),
+        key=f"RB-{rollback_id}" if rollback_id is not None else None,
         service=scrub(str(data.get("service") or "")),
         provider=scrub(str(data.get("provider") or "")),
         from_deploy=scrub(str(data.get("from") or "")),
         to_deploy=scrub(str(data.get("to") or "")),
-        state=scrub(str(data.get("state") or "")),
-        actor=person(event.actor, names) if is_user_id(event.actor) else None,
-        text=scrub(plain_text(event.text, names)),
+        state=scrub(state),
+        reason=scrub(str(final_data["reason"])) if final_data.get("reason") else None,
+        requested_by=who(by_step.get("requested")),
+        requested=at(by_step.get("requested")),
+        confirmed_by=who(by_step.get("confirmed") or (final if "requested" not in by_step else None)),
+        started=Moment(started.occurred_at, zone),
+        live=at(live),
+        finished=at(final),
+        health=health,
+        health_detail=scrub(str(final_data["health_detail"])) if final_data.get("health_detail") else None,
+        redeploy=scrub(redeploy) if redeploy else None,
+        text=convert(last.text or describe_event(last, names), names, scrub),
     )
 
 
@@ -332,13 +395,13 @@ def page_row(event: TimelineEvent, names: Names, zone: ZoneInfo, scrub: Scrubber
         target_name=scrub(target_label(recipient, names)),
         pager=scrub(pager_of(data)),
         level=level if isinstance(level, int) else None,
-        text=scrub(plain_text(event.text, names)),
+        text=convert(event.text, names, scrub),
     )
 
 
 def describe_event(event: TimelineEvent, names: Names) -> str:
-    """The event's text for people; pages and rollbacks without text are described."""
-    text = plain_text(event.text, names)
+    """The event's text (Slack mrkdwn); pages and rollbacks without text are described."""
+    text = event.text or ""
     data = event.data or {}
     if event.kind in PAGE_STATUS and not text:
         level = data.get("level")
@@ -365,7 +428,7 @@ def event_row(event: TimelineEvent, seq: int, names: Names, zone: ZoneInfo,
     return EventRow(
         seq=seq, id=event.id or 0, kind=event.kind, label=event_label(event.kind),
         at=Moment(event.occurred_at, zone), recorded_at=Moment(event.recorded_at, zone),
-        actor=actor, text=scrub(describe_event(event, names)),
+        actor=actor, text=convert(describe_event(event, names), names, scrub),
         data=scrub.value(as_plain(event.data or {})), mark=MARK_CLASSES.get(event.kind),
     )
 
@@ -424,7 +487,7 @@ def build_postmortem(
         return Person(found.id, scrub(found.name)) if found else None
 
     followups = tuple(
-        FollowUpRow(id=f.id, text=scrub(plain_text(f.text, names)), owner=scrubbed_person(f.owner_id),
+        FollowUpRow(id=f.id, text=convert(f.text, names, scrub), owner=scrubbed_person(f.owner_id),
                     done=bool(f.done), automatic=bool(f.automatic),
                     created_at=Moment(f.created_at, zone),
                     created_by=scrubbed_person(f.created_by) if is_user_id(f.created_by) else None)
@@ -437,7 +500,7 @@ def build_postmortem(
         reporter=scrubbed_person(incident.reporter_id),
         comms=scrubbed_person(incident.comms_id), scribe=scrubbed_person(incident.scribe_id),
         channel_id=incident.channel_id, channel_name=channel_name,
-        summary=scrub(plain_text(incident.summary, names)) if incident.summary else None,
+        summary=convert(incident.summary, names, scrub) if incident.summary else None,
         zone=zone, generated_at=Moment(now, zone),
         started=Moment(incident.opened_at, zone),
         acknowledged=Moment(incident.acknowledged_at, zone) if incident.acknowledged_at else None,
@@ -450,7 +513,7 @@ def build_postmortem(
                                  acknowledged_at=incident.acknowledged_at,
                                  resolved_at=incident.resolved_at,
                                  respond_within=respond_within, now=now),
-        rollbacks=tuple(rollback_row(e, names, zone, scrub) for e in facts.rollbacks),
+        rollbacks=rollback_rows(facts.rollbacks, names, zone, scrub),
         rollback_total=facts.rollback_total,
         pages=tuple(page_row(e, names, zone, scrub) for e in facts.pages),
         page_total=facts.page_total,
@@ -458,6 +521,6 @@ def build_postmortem(
                            for p in participants(incident, facts.actors, facts.followups,
                                                  facts.pages, names)),
         followups=followups,
-        sections={k: [scrub(plain_text(t, names)) for t in v] for k, v in facts.sections.items()},
+        sections={k: [convert(t, names, scrub) for t in v] for k, v in facts.sections.items()},
         event_count=facts.event_count,
     )

@@ -17,7 +17,7 @@ from typing import Any
 
 from bot.export.document import EventRow, Moment, Person, Postmortem, Span
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"  # 2.0: one `rollbacks` item per rollback; plain `text` beside `text_mrkdwn`
 MEDIA_TYPE = "application/json"
 
 
@@ -59,7 +59,8 @@ def document_json(doc: Postmortem) -> dict[str, Any]:
             "scribe": _person(doc.scribe),
             "channel": ({"id": doc.channel_id, "name": doc.channel_name}
                         if doc.channel_id else None),
-            "summary": doc.summary,
+            "summary": doc.summary.plain if doc.summary else None,
+            "summary_mrkdwn": doc.summary.mrkdwn if doc.summary else None,
         },
         "times": {
             "started": _moment(doc.started),
@@ -78,15 +79,20 @@ def document_json(doc: Postmortem) -> dict[str, Any]:
             "verdict": doc.response.verdict,
         },
         "rollbacks": [
-            {"occurred_at": _moment(r.at), "service": r.service, "provider": r.provider,
-             "from": r.from_deploy, "to": r.to_deploy, "state": r.state,
-             "actor": _person(r.actor), "text": r.text}
+            {"id": r.key, "service": r.service, "provider": r.provider, "from": r.from_deploy,
+             "to": r.to_deploy, "redeploy": r.redeploy, "state": r.state, "reason": r.reason,
+             "requested_by": _person(r.requested_by), "requested_at": _moment(r.requested),
+             "confirmed_by": _person(r.confirmed_by), "started_at": _moment(r.started),
+             "live_at": _moment(r.live), "finished_at": _moment(r.finished),
+             "health": {"verdict": r.health, "detail": r.health_detail, "text": r.health_text},
+             "duration": _span(r.duration), "text": r.text.plain, "text_mrkdwn": r.text.mrkdwn}
             for r in doc.rollbacks
         ],
+        "rollback_count": len(doc.rollbacks),
         "rollback_event_count": doc.rollback_total,
         "pages": [
             {"occurred_at": _moment(p.at), "status": p.status, "target": p.target,
-             "target_name": p.target_name, "pager": p.pager, "level": p.level, "text": p.text}
+             "target_name": p.target_name, "pager": p.pager, "level": p.level, "text": p.text.plain}
             for p in doc.pages
         ],
         "page_event_count": doc.page_total,
@@ -95,15 +101,16 @@ def document_json(doc: Postmortem) -> dict[str, Any]:
             for p in doc.participants
         ],
         "followups": [
-            {"id": f.id, "text": f.text, "owner": _person(f.owner), "done": f.done,
+            {"id": f.id, "text": f.text.plain, "text_mrkdwn": f.text.mrkdwn, "owner": _person(f.owner),
+             "done": f.done,
              "automatic": f.automatic, "created_at": _moment(f.created_at),
              "created_by": _person(f.created_by)}
             for f in doc.followups
         ],
         "sections": {
-            "impact": list(doc.sections.get("impact", [])),
-            "root_cause": list(doc.sections.get("root_cause", [])),
-            "lessons": list(doc.sections.get("lessons", [])),
+            "impact": [t.plain for t in doc.sections.get("impact", [])],
+            "root_cause": [t.plain for t in doc.sections.get("root_cause", [])],
+            "lessons": [t.plain for t in doc.sections.get("lessons", [])],
         },
         "event_count": doc.event_count,
     }
@@ -118,7 +125,8 @@ def event_json(row: EventRow) -> dict[str, Any]:
         "occurred_at": row.at.as_json(),
         "recorded_at": row.recorded_at.utc_iso,
         "actor": _person(row.actor),
-        "text": row.text,
+        "text": row.text.plain,
+        "text_mrkdwn": row.text.mrkdwn,
         "data": row.data,
     }
 

@@ -1,4 +1,4 @@
-"""Slack ids as names, and Slack mrkdwn as plain text, for exports and web pages.
+"""Slack ids as names, for exports and web pages (mrkdwn itself: :mod:`bot.export.mrkdwn`).
 
 Renderers stay pure: they read names from a :class:`Names` (a plain lookup that
 falls back to the id). Before rendering a batch, the pipeline asks the
@@ -9,7 +9,6 @@ them up once through ``users.info`` / ``conversations.info`` and caches them.
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import re
 import time
@@ -24,7 +23,6 @@ log = logging.getLogger(__name__)
 USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]+$")
 _MENTION = re.compile(r"<([@#!])([^>|]*)(?:\|([^>]*))?>")
-_LINK = re.compile(r"<((?:https?|mailto):[^>|]+)(?:\|([^>]*))?>")
 _TARGET = re.compile(r"^(user|group|channel):([A-Z0-9]+)$")
 SYSTEM_ACTORS = {"firebreak": "Firebreak"}
 
@@ -179,41 +177,6 @@ def ids_in_data(data: dict[str, Any] | None) -> tuple[set[str], set[str]]:
         elif key == "channel" and is_channel_id(value):
             channels.add(value)
     return users, channels
-
-
-# --- mrkdwn as text ------------------------------------------------------------------------
-
-
-def plain_text(text: str | None, names: Names) -> str:
-    """Slack mrkdwn as readable text: mentions become names, links ``label (url)``."""
-    if not text:
-        return ""
-    if "<" not in text and "&" not in text:
-        return text
-
-    def link(match: re.Match[str]) -> str:
-        url, label = match.group(1), match.group(2)
-        return f"{label} ({url})" if label and label != url else url
-
-    def mention(match: re.Match[str]) -> str:
-        sigil, ref, label = match.group(1), match.group(2), match.group(3)
-        if sigil == "@":
-            if names.known_user(ref) or not label:
-                return "@" + names.user(ref)
-            return "@" + label.lstrip("@")
-        if sigil == "#":
-            if names.known_channel(ref) or not label:
-                return _hash(names.channel(ref))
-            return "#" + label.lstrip("#")
-        if ref.startswith("subteam^"):
-            return "@" + (label.lstrip("@") if label else ref[len("subteam^"):])
-        if ref in ("here", "channel", "everyone"):
-            return "@" + ref
-        return label or ref
-
-    text = _LINK.sub(link, text)
-    text = _MENTION.sub(mention, text)
-    return html.unescape(text)
 
 
 def _hash(name: str) -> str:

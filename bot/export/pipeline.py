@@ -29,6 +29,7 @@ from bot.export.document import (
     describe_event,
     event_row,
 )
+from bot.export.mrkdwn import convert
 from bot.export.names import Names, ids_in_data, is_user_id, mentioned_ids
 from bot.export.scrub import Scrubber
 from bot.incidents import service as incidents
@@ -254,12 +255,13 @@ async def build_svg(exporter: Exporter, prepared: Prepared, *, now: datetime | N
     await exporter.names.resolve(users=users, channels=channels)
     for bucket in buckets.buckets.values():
         event = firsts.get(int(bucket.label))
-        bucket.label = scrub(describe_event(event, exporter.names) or event.kind)[:120] \
-            if event is not None else ""
+        bucket.label = (convert(describe_event(event, exporter.names), exporter.names, scrub).plain
+                        or event.kind)[:120] if event is not None else ""
     phase_list = svg.phases(opened_at=incident.opened_at, acknowledged_at=incident.acknowledged_at,
                             mitigated_at=incident.mitigated_at, resolved_at=incident.resolved_at)
     return svg.render(scale=scale, phase_list=phase_list, marks=buckets, zone=exporter.zone,
-                      now=now, title=f"Timeline of {incident.key}: {scrub(incident.title)}")
+                      now=now, title=f"Timeline of {incident.key}: {scrub(incident.title)}",
+                      event_count=snap.count)
 
 
 def full_timeline_pointer(settings: Settings, key: str) -> str:

@@ -26,6 +26,16 @@ class Scrubber:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         # Longest first, so that a secret containing another is replaced whole.
         self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._seen: dict[str, str] = {}
+
+    def remembered(self, value: str) -> str:
+        """``text(value)`` for short values that repeat (names), each scrubbed once."""
+        found = self._seen.get(value)
+        if found is None:
+            found = self.text(value)
+            if len(self._seen) < 10_000:
+                self._seen[value] = found
+        return found
 
     def text(self, value: str) -> str:
         for secret in self.secrets:

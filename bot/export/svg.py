@@ -18,11 +18,12 @@ from bot.clock import utc
 
 WIDTH = 960
 HEIGHT = 190
-LEFT, RIGHT = 24, 24
+LEFT, RIGHT = 104, 24  # the left gutter holds the lane titles
 BAND_TOP, BAND_HEIGHT = 34, 30
 AXIS_Y = 164
 LANES = {"page": 86, "page-failed": 86, "rollback": 106, "note": 126, "change": 146}
 LANE_TITLES = {86: "Pages", 106: "Rollbacks", 126: "Notes", 146: "Changes"}
+LANE_TITLE_COLOUR = "#334155"  # 10:1 against the white background
 PHASE_COLOURS = {"open": "#dc2626", "acknowledged": "#f59e0b", "mitigated": "#eab308",
                  "resolved": "#16a34a"}
 MARK_COLOURS = {"page": "#2563eb", "page-failed": "#dc2626", "rollback": "#7c3aed",
@@ -97,6 +98,7 @@ class MarkBuckets:
     zone: ZoneInfo
     buckets: dict[tuple[int, int], _Bucket] = field(default_factory=dict)
     total: int = 0
+    per_lane: dict[int, int] = field(default_factory=dict)  # events drawn in each lane
 
     def _key(self, when: datetime, cls: str) -> tuple[int, int] | None:
         lane = LANES.get(cls)
@@ -114,6 +116,7 @@ class MarkBuckets:
         if key is None:
             return
         self.total += 1
+        self.per_lane[key[0]] = self.per_lane.get(key[0], 0) + 1
         x = self.scale.x(when)
         bucket = self.buckets.get(key)
         if bucket is None:
@@ -124,9 +127,12 @@ class MarkBuckets:
                 bucket.cls = cls
 
 
-def _label_time(when: datetime, zone: ZoneInfo, *, with_date: bool) -> str:
-    local = utc(when).astimezone(zone)
-    return local.strftime("%b %d %H:%M" if with_date else "%H:%M")
+def _label_format(step: timedelta, *, with_date: bool) -> str:
+    """Tick labels as precise as the step between ticks, so that no two read the same."""
+    if step >= timedelta(days=1):
+        return "%b %d"
+    clock = "%H:%M:%S" if step < timedelta(minutes=1) else "%H:%M"
+    return f"%b %d {clock}" if with_date else clock
 
 
 def _both(when: datetime, zone: ZoneInfo) -> str:
@@ -138,9 +144,13 @@ def _both(when: datetime, zone: ZoneInfo) -> str:
     return text
 
 
+def tick_step(scale: Scale, *, most: int = 8) -> timedelta:
+    return next((s for s in _STEPS if scale.span / s.total_seconds() <= most), _STEPS[-1])
+
+
 def ticks(scale: Scale, zone: ZoneInfo, *, most: int = 8) -> list[datetime]:
     """Round instants in the display zone along the axis (at most ``most``)."""
-    step = next((s for s in _STEPS if scale.span / s.total_seconds() <= most), _STEPS[-1])
+    step = tick_step(scale, most=most)
     seconds = int(step.total_seconds())
     local_start = scale.start.astimezone(zone)
     naive = local_start.replace(tzinfo=None)
@@ -179,7 +189,8 @@ def _mark_shape(bucket: _Bucket, lane: int, zone: ZoneInfo) -> str:
 
 
 def render(*, scale: Scale, phase_list: list[Phase], marks: MarkBuckets, zone: ZoneInfo,
-           now: datetime, title: str) -> str:
+           now: datetime, title: str, event_count: int) -> str:
+    """The drawing; ``event_count`` is the timeline's (the table's) number of events."""
     width = scale.width
     parts = [
         (f'<svg xmlns="http://www.w3.org/2000/svg" id="timeline" class="timeline" role="img" '
@@ -191,8 +202,9 @@ def render(*, scale: Scale, phase_list: list[Phase], marks: MarkBuckets, zone: Z
     for lane, lane_title in LANE_TITLES.items():
         parts.append(f'<line x1="{LEFT}" y1="{lane}" x2="{width - RIGHT}" y2="{lane}" '
                      f'stroke="#e2e8f0" stroke-dasharray="2 3"/>')
-        parts.append(f'<text x="{LEFT}" y="{lane - 7}" fill="#94a3b8" font-size="9">'
-                     f'{lane_title}</text>')
+        parts.append(f'<text class="lane-title" x="{LEFT - 8}" y="{lane + 4}" text-anchor="end" '
+                     f'fill="{LANE_TITLE_COLOUR}" font-size="11">{lane_title} ({marks.per_lane.get(lane, 0):,})'
+                     f'</text>')
     for phase in phase_list:
         start = scale.x(phase.start)
         end = scale.x(phase.end or now) if phase.name != "resolved" else start
@@ -222,17 +234,25 @@ def render(*, scale: Scale, phase_list: list[Phase], marks: MarkBuckets, zone: Z
                  f'stroke="#334155"/>')
     with_date = scale.span > 86400 or (scale.start.astimezone(zone).date()
                                        != scale.end.astimezone(zone).date())
+    label_format = _label_format(tick_step(scale), with_date=with_date)
+    previous = None
     for tick in ticks(scale, zone):
+        label = utc(tick).astimezone(zone).strftime(label_format)
+        if label == previous:
+            continue
+        previous = label
         x = scale.x(tick)
         parts.append(f'<line x1="{x:.1f}" y1="{AXIS_Y}" x2="{x:.1f}" y2="{AXIS_Y + 4}" '
                      f'stroke="#334155"/>')
         parts.append(f'<text class="tick" x="{x:.1f}" y="{AXIS_Y + 15}" text-anchor="middle" '
-                     f'fill="#334155">{escape(_label_time(tick, zone, with_date=with_date))}'
-                     f'<title>{escape(_both(tick, zone))}</title></text>')
+                     f'fill="#334155">{escape(label)}<title>{escape(_both(tick, zone))}</title></text>')
     zone_name = scale.start.astimezone(zone).tzname() or zone.key
-    parts.append(f'<text x="{LEFT}" y="14" fill="#0f172a"><tspan font-weight="600">'
-                 f'{marks.total:,} marked events</tspan><tspan fill="#64748b"> · axis in '
-                 f'{escape(zone.key)} ({escape(zone_name)}); hover for UTC</tspan></text>')
+    unmarked = max(0, event_count - marks.total)
+    parts.append(f'<text class="summary" x="8" y="14" fill="#0f172a"><tspan font-weight="600">'
+                 f'{event_count:,} event{"s" if event_count != 1 else ""}</tspan><tspan fill="#475569">: '
+                 f'{marks.total:,} marked in the lanes, {unmarked:,} state change{"s" if unmarked != 1 else ""} '
+                 f'and set-up in the bands · axis in {escape(zone.key)} ({escape(zone_name)}); hover for UTC'
+                 f'</tspan></text>')
     parts.append("</svg>")
     return "\n".join(parts)
 

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from bot.config import Settings
 from bot.export import html as pages
 from bot.export import pipeline
 from bot.export import service as exports
@@ -42,13 +43,22 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ExporterFactory = Callable[[web.Request], pipeline.Exporter]
 
 
+def incident_url(settings: Settings, key: str, suffix: str = "") -> str | None:
+    """The address of an incident's web page (``suffix``: e.g. ``/postmortem.html``), or None
+    when the pages are off (no ``WEB_AUTH_TOKEN``) or the bot's public URL is not known."""
+    if not (settings.public_base_url and settings.web_auth_token):
+        return None
+    return f"{settings.public_base_url.rstrip('/')}/incidents/{key}{suffix}"
+
+
 def session_value(token: str) -> str:
     return hmac.new(token.encode(), b"firebreak-web-session-v1", hashlib.sha256).hexdigest()
 
 
 async def message_page(status: int, title: str, message: str, *, hint: str | None = None,
-                       headers: dict[str, str] | None = None) -> web.Response:
-    body = await pages.render("message.html", title=title, message=message, hint=hint)
+                       headers: dict[str, str] | None = None, sign_in: str | None = None) -> web.Response:
+    """A page that says one thing; with ``sign_in`` (a path), a form to sign in there."""
+    body = await pages.render("message.html", title=title, message=message, hint=hint, sign_in=sign_in)
     return web.Response(status=status, text=body, content_type="text/html", charset="utf-8",
                         headers={**SECURITY_HEADERS, **(headers or {})})
 
@@ -75,19 +85,42 @@ async def check_auth(request: web.Request, token: str | None) -> web.StreamRespo
             response.set_cookie(SESSION_COOKIE, session_value(token), httponly=True, samesite="Lax",
                                 secure=_secure(request), path="/")
             return response
-        return await _unauthorized("That token is not right.")
+        return await _unauthorized(request, "That token is not right.")
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie and hmac.compare_digest(cookie.encode(), session_value(token).encode()):
         return None
-    return await _unauthorized("This page needs the web token.")
+    return await _unauthorized(request, "This page of Firebreak (incidents, timelines and post-mortems) "
+                                        "is for people who have its web token.")
 
 
-async def _unauthorized(problem: str) -> web.Response:
+async def _unauthorized(request: web.Request, problem: str) -> web.Response:
     return await message_page(
         401, "Sign-in needed", problem,
-        hint="Send the header 'Authorization: Bearer <WEB_AUTH_TOKEN>', or open this address once "
-             "with ?token=<WEB_AUTH_TOKEN> added: a session cookie then keeps you signed in.",
-        headers={"WWW-Authenticate": 'Bearer realm="firebreak"'})
+        hint="Ask whoever runs Firebreak for the web token (its WEB_AUTH_TOKEN setting) and paste it "
+             "here: a session cookie then keeps you signed in, on this browser, for every page. "
+             "Scripts send the header 'Authorization: Bearer <token>' instead.",
+        headers={"WWW-Authenticate": 'Bearer realm="firebreak"'},
+        sign_in=str(request.rel_url.without_query_params("token")))
+
+
+def _sign_in(token_of: Callable[[web.Request], str | None]) -> Handler:
+    """POST of the sign-in form: the token in the body (never in an address a proxy may log);
+    a right one sets the session cookie and goes back to the page (303, then GET)."""
+    async def sign_in(request: web.Request) -> web.StreamResponse:
+        token = token_of(request)
+        if not token:
+            return await check_auth(request, token)  # pages are off: say so
+        form = await request.post()
+        given = form.get("token")
+        if not isinstance(given, str) or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            return await _unauthorized(request, "That token is not right.")
+        response = web.HTTPSeeOther(location=str(request.rel_url.without_query_params("token")),
+                                    headers=SECURITY_HEADERS)
+        response.set_cookie(SESSION_COOKIE, session_value(token), httponly=True, samesite="Lax",
+                            secure=_secure(request), path="/")
+        return response
+
+    return sign_in
 
 
 def protected(token_of: Callable[[web.Request], str | None]) -> Callable[[Handler], Handler]:
@@ -233,6 +266,8 @@ def add_routes(app: web.Application, *, exporter_for: ExporterFactory,
                token_of: Callable[[web.Request], str | None]) -> None:
     handlers = IncidentPages(exporter_for)
     guard = protected(token_of)
-    app.router.add_get("/incidents", guard(handlers.incident_list))
-    app.router.add_get("/incidents/{key}", guard(handlers.incident_page))
-    app.router.add_get(r"/incidents/{key}/postmortem.{format:md|json|html}", guard(handlers.download))
+    sign_in = _sign_in(token_of)
+    for path, handler in (("/incidents", handlers.incident_list), ("/incidents/{key}", handlers.incident_page),
+                          (r"/incidents/{key}/postmortem.{format:md|json|html}", handlers.download)):
+        app.router.add_get(path, guard(handler))
+        app.router.add_post(path, sign_in)

@@ -6,6 +6,7 @@ Mentions arrive as Slack formats them: ``<@U123|name>`` or ``<@U123>``,
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 
@@ -135,8 +136,10 @@ def parse_incident_command(text: str) -> Command:
     name = ALIASES.get(head.lower(), head.lower())
     rest = rest.strip()
     if name not in USAGE:
+        guess = difflib.get_close_matches(name, [*USAGE, *ALIASES], n=1, cutoff=0.6)
+        hint = f" Did you mean `{ALIASES.get(guess[0], guess[0])}`?" if guess else ""
         raise UsageError(
-            f"`{head[:30]}` is not an /incident command.",
+            f"`{head[:30]}` is not an /incident command.{hint}",
             " | ".join(sorted(k for k in USAGE)) + "  (see /incident help)",
         )
     usage = USAGE[name]

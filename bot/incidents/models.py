@@ -51,6 +51,34 @@ class EventKind(StrEnum):
     FOLLOWUP = "followup"
 
 
+# How each kind of event is named for people (Slack replies, exports, web pages).
+EVENT_LABELS: dict[str, str] = {
+    EventKind.OPENED: "Opened",
+    EventKind.ACKNOWLEDGED: "Acknowledged",
+    EventKind.SEVERITY_CHANGED: "Severity changed",
+    EventKind.ROLE_ASSIGNED: "Role assigned",
+    EventKind.NOTE: "Note",
+    EventKind.STATUS_UPDATE: "Status update",
+    EventKind.MITIGATED: "Mitigated",
+    EventKind.RESOLVED: "Resolved",
+    EventKind.REOPENED: "Reopened",
+    EventKind.PINNED_MESSAGE: "Pinned message",
+    EventKind.CHANNEL_CREATED: "Channel created",
+    EventKind.SLACK_ERROR: "Slack error",
+    EventKind.PAGE_SENT: "Page sent",
+    EventKind.PAGE_DELIVERED: "Page delivered",
+    EventKind.PAGE_FAILED: "Page failed",
+    EventKind.PAGE_ACKNOWLEDGED: "Page acknowledged",
+    EventKind.ESCALATION: "Escalation",
+    EventKind.ROLLBACK: "Rollback",
+    EventKind.FOLLOWUP: "Follow-up",
+}
+
+
+def event_label(kind: str) -> str:
+    return EVENT_LABELS.get(kind, kind.replace("_", " ").capitalize())
+
+
 class IncidentBase(SQLModel):
     title: str = Field(max_length=TITLE_MAX)
     severity: Severity = Field(sa_column=enum_column(Severity, length=2))
@@ -90,6 +118,7 @@ class Incident(IncidentBase, table=True):
     card_ts: str | None = Field(default=None, max_length=32)
     reporter_invited: bool = False
     topic_set: bool = False
+    topic: str | None = Field(default=None, max_length=250)  # the text last set, to set it only on change
     card_pinned: bool = False
     runbook_bookmarked: bool = False
     announced: bool = False

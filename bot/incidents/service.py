@@ -199,12 +199,24 @@ async def resolve_target(
         return await get_incident(session=session, number=number, for_update=for_update)
     incident = await find_by_channel(session=session, channel_id=channel_id) if channel_id else None
     if incident is None:
-        raise IncidentNotFound(
-            "This channel is not an incident channel: name the incident, e.g. `INC-12`."
-        )
+        raise IncidentNotFound(await _not_an_incident_channel(session))
     if for_update:
         return await get_incident(session=session, number=incident.number, for_update=True)
     return incident
+
+
+async def _not_an_incident_channel(session: AsyncSession) -> str:
+    """The refusal for a command typed outside an incident channel, naming an incident that
+    exists: the newest open one, else the newest."""
+    found = (await list_incidents(session=session, limit=1)
+             or await list_incidents(session=session, include_resolved=True, limit=1))
+    if not found:
+        return ("This channel is not an incident channel, and there are no incidents yet: "
+                "open one with `/incident open P1 <title>`.")
+    latest = found[0]
+    which = "open" if latest.is_active else latest.state.value
+    return (f"This channel is not an incident channel: name the incident, e.g. `{latest.key}` "
+            f"(the most recent {which} one: “{latest.title}”).")
 
 
 def _touch(incident: Incident, now: datetime) -> None:
@@ -399,3 +411,15 @@ async def timeline(
     if limit is not None:
         query = query.limit(limit)
     return list((await session.execute(query)).scalars())
+
+
+async def latest_events(
+    *, session: AsyncSession, incident: Incident, limit: int
+) -> tuple[list[TimelineEvent], int]:
+    """The newest ``limit`` events in time order, and how many events the timeline has."""
+    where = TimelineEvent.incident_id == incident.id
+    total = (await session.execute(select(func.count(TimelineEvent.id)).where(where))).scalar_one()
+    newest = (await session.execute(
+        select(TimelineEvent).where(where)
+        .order_by(TimelineEvent.occurred_at.desc(), TimelineEvent.id.desc()).limit(limit))).scalars()
+    return list(reversed(list(newest))), int(total)

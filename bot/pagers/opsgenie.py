@@ -39,7 +39,15 @@ DETAILS_TOTAL_LIMIT = 8_000
 
 SOURCE = "Firebreak"
 
+# Opsgenie's scale is P1 (critical) to P5 (informational); Firebreak's is P0 to P3.
 PRIORITY_MAP: Mapping[str, str] = {"P0": "P1", "P1": "P2", "P2": "P3", "P3": "P4"}
+
+
+def priority_note(severity: str) -> str:
+    """Why the alert of a ``severity`` incident has its priority, wherever the priority is shown
+    (the alert itself, ``firebreak playbooks check``, the demo): ``P2 for a P1 incident (…)``."""
+    return (f"{PRIORITY_MAP[severity]} for a {severity} incident "
+            "(Firebreak's P0–P3 are Opsgenie's P1–P4: Opsgenie counts from P1)")
 
 
 def alert_alias(request: PageRequest, team: str) -> str:
@@ -58,6 +66,7 @@ def build_alert(team: str, request: PageRequest) -> dict[str, Any]:
     lines = [
         f"{request.incident_ref} ({request.severity}): {request.incident_title}",
         _why(request),
+        f"Priority {priority_note(request.severity)}.",
     ]
     if request.message:
         lines.append(request.message)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.durations import format_duration
+from bot.pagers.opsgenie import priority_note
 from bot.playbooks.loader import Playbooks
 from bot.playbooks.models import Severity
 from bot.playbooks.oncall import coverage_problems, on_call
@@ -172,10 +173,10 @@ class _Report:
             offset = _offset(step.offset)
             self.lines.append(f"  {offset:<7} {self._when(when)}  ({label})")
             for target in step.notify:
-                resolved = self._resolve(target, when, f"{severity} {offset}")
+                resolved = self._resolve(target, when, f"{severity} {offset}", severity)
                 self.lines.append(f"          {target!s:<26} → {resolved}")
 
-    def _resolve(self, target: Target, when: datetime, where: str) -> str:
+    def _resolve(self, target: Target, when: datetime, where: str, severity: Severity) -> str:
         if target.kind is TargetKind.USER:
             return f"{target.value} (DM)"
         if target.kind is TargetKind.GROUP:
@@ -199,7 +200,7 @@ class _Report:
                 return f"PagerDuty event, but {env} is not set"
             return f"PagerDuty event ({env})"
         if target.kind is TargetKind.OPSGENIE:
-            return f"Opsgenie alert for team {target.value}"
+            return f"Opsgenie alert for team {target.value}, priority {priority_note(severity.value)}"
         return f"post in channel {target.value}"
 
     def _group(self, group: str) -> str:

@@ -11,6 +11,7 @@ See :mod:`bot.providers.base` for the data types and errors, and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -45,6 +46,14 @@ PROVIDERS: dict[str, type] = {
     GithubActionsProvider.type: GithubActionsProvider,
 }
 """Provider classes by the playbook's ``provider.type``."""
+
+
+def redeploy_of(provider: str, ids: Mapping[str, Any], target_id: str) -> str | None:
+    """The new deploy ``provider`` made to put ``target_id`` back live (Render and Railway
+    redeploy the target under a new id), from a rollback's ``provider_ids``; else None."""
+    key = getattr(PROVIDERS.get(provider), "redeploy_id_key", None)
+    value = ids.get(key) if key else None
+    return str(value) if value and str(value) != target_id else None
 
 
 def build_provider(

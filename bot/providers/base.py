@@ -298,6 +298,9 @@ class RollbackProgress:
 class RollbackProvider(Protocol):
     type: ClassVar[str]  # the playbook's provider.type
     display_name: ClassVar[str]
+    # The key in the progress' provider_ids of the NEW deploy a rollback makes, for a provider
+    # that puts the target back live by redeploying it under a new id (None: it reuses the target).
+    redeploy_id_key: ClassVar[str | None]
 
     @property
     def notes(self) -> tuple[str, ...]:

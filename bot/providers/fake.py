@@ -79,6 +79,7 @@ def default_history(now: datetime) -> list[Deploy]:
 class FakeProvider:
     type: ClassVar[str] = "fake"
     display_name: ClassVar[str] = "Fake provider"
+    redeploy_id_key: ClassVar[str | None] = None
 
     def __init__(
         self,

@@ -75,6 +75,7 @@ _MIRROR = {RollbackState.LIVE: "success", RollbackState.FAILED: "failure", Rollb
 class GithubActionsProvider:
     type: ClassVar[str] = "github-actions"
     display_name: ClassVar[str] = "GitHub Actions"
+    redeploy_id_key: ClassVar[str | None] = None  # the workflow deploys the target commit
 
     def __init__(
         self,

@@ -41,6 +41,7 @@ _DEPLOY_SHA = re.compile(r"^Deploy ([0-9a-f]{7,40})\b")
 class HerokuProvider:
     type: ClassVar[str] = "heroku"
     display_name: ClassVar[str] = "Heroku"
+    redeploy_id_key: ClassVar[str | None] = None  # a new release, named in its description
 
     def __init__(
         self,

@@ -106,6 +106,7 @@ _STATES = {
 class RailwayProvider:
     type: ClassVar[str] = "railway"
     display_name: ClassVar[str] = "Railway"
+    redeploy_id_key: ClassVar[str | None] = "deployment_id"  # the rollback is a new deployment of the target
 
     def __init__(
         self,
@@ -210,12 +211,14 @@ class RailwayProvider:
         if found is None:
             return RollbackProgress(RollbackState.PENDING, "Waiting for Railway to create the rollback deployment.")
         state = _STATES.get(found.status, RollbackState.IN_PROGRESS)
+        new, target = f"`{found.id}`", f"`{handle.target_id}`"  # a new deployment of the target
+        status = found.status.lower()
         detail = {
-            RollbackState.PENDING: f"Railway deployment `{found.id}` is {found.status.lower()}.",
-            RollbackState.IN_PROGRESS: f"Railway is rolling out `{found.id}` ({found.status.lower()}).",
-            RollbackState.LIVE: f"Railway deployment `{found.id}` is live.",
-            RollbackState.FAILED: f"Railway rollback deployment `{found.id}` {found.status.lower()}.",
-            RollbackState.CANCELED: f"Railway rollback deployment `{found.id}` was {found.status.lower()}.",
+            RollbackState.PENDING: f"Railway deployment {new}, its redeploy of {target}, is {status}.",
+            RollbackState.IN_PROGRESS: f"Railway is rolling out {new}, its redeploy of {target} ({status}).",
+            RollbackState.LIVE: f"{new}, Railway's redeploy of {target}, is live.",
+            RollbackState.FAILED: f"{new}, Railway's redeploy of {target}, {status}.",
+            RollbackState.CANCELED: f"{new}, Railway's redeploy of {target}, was {status}.",
         }[state]
         return RollbackProgress(state, detail, {"deployment_id": found.id}, found.status)
 

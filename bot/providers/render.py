@@ -47,6 +47,7 @@ _STATES = {
 class RenderProvider:
     type: ClassVar[str] = "render"
     display_name: ClassVar[str] = "Render"
+    redeploy_id_key: ClassVar[str | None] = "deploy_id"  # the rollback is a new deploy of the target
 
     def __init__(
         self,
@@ -121,12 +122,13 @@ class RenderProvider:
         response = await self.http.get(f"/services/{config.service_id}/deploys/{deploy_id}")
         deploy = self._deploy(response.data if isinstance(response.data, Mapping) else {})
         state = _STATES.get(deploy.status, RollbackState.IN_PROGRESS)
+        new, target = f"`{deploy_id}`", f"`{handle.target_id}`"  # Render redeploys the target as a new deploy
         detail = {
-            RollbackState.PENDING: f"Render queued rollback deploy `{deploy_id}`.",
-            RollbackState.IN_PROGRESS: f"Render is rolling out `{deploy_id}` ({deploy.status}).",
-            RollbackState.LIVE: f"Rollback deploy `{deploy_id}` is live on Render.",
-            RollbackState.FAILED: f"Render rollback deploy `{deploy_id}` failed ({deploy.status}).",
-            RollbackState.CANCELED: f"Render rollback deploy `{deploy_id}` ended as {deploy.status}.",
+            RollbackState.PENDING: f"Render queued {new}, its redeploy of {target}.",
+            RollbackState.IN_PROGRESS: f"Render is rolling out {new}, its redeploy of {target} ({deploy.status}).",
+            RollbackState.LIVE: f"{new}, Render's redeploy of {target}, is live.",
+            RollbackState.FAILED: f"{new}, Render's redeploy of {target}, failed ({deploy.status}).",
+            RollbackState.CANCELED: f"{new}, Render's redeploy of {target}, ended as {deploy.status}.",
         }[state]
         return RollbackProgress(state, detail, {"deploy_id": deploy_id}, deploy.status)
 

@@ -45,6 +45,7 @@ _JOB_STATES = {
 class VercelProvider:
     type: ClassVar[str] = "vercel"
     display_name: ClassVar[str] = "Vercel"
+    redeploy_id_key: ClassVar[str | None] = None  # the target itself is promoted again
 
     def __init__(
         self,

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from bot.clock import utc
 from bot.durations import format_duration
+from bot.providers import redeploy_of
 from bot.rollback.models import Rollback, RollbackStatus, RollbackStep
 from bot.slack.ids import ActionId
 from bot.text import shown
@@ -108,6 +109,29 @@ def _counted(rollback: Rollback, approvers: Sequence[str]) -> list[str]:
     return [a for a in approvers if a != rollback.confirmed_by]
 
 
+def redeploy_id(rollback: Rollback) -> str | None:
+    """The new deploy the provider made of the target (Render, Railway), once it reported one."""
+    return redeploy_of(rollback.provider, rollback.provider_ids or {}, rollback.target_id)
+
+
+def deploys_text(rollback: Rollback, now: datetime) -> str:
+    """What is live and what it goes back to, as the rollback stands now (the preview is
+    updated in place: after the rollback, the target is what is live)."""
+    plan = rollback.plan or {}
+    current = deploy_text(plan.get("current") or {}, now)
+    target = deploy_text(plan.get("target") or {}, now)
+    state = RollbackStatus(rollback.state)
+    if rollback.live_at is not None:  # the target went live (checking, succeeded, or failed its check)
+        redeploy = redeploy_id(rollback)
+        if redeploy:
+            target = f"`{redeploy}`, {provider_label(rollback.provider)}'s redeploy of {target}"
+        return f"*Live now*: {target}\n*Rolled back from*: {current}"
+    if state in (RollbackStatus.PREVIEW, RollbackStatus.TRIGGERING, RollbackStatus.ROLLING_BACK):
+        return f"*Live now*: {current}\n*Roll back to*: {target}"
+    # Ended before the target went live: what was live then is most probably live still.
+    return f"*Live when previewed*: {current}\n*Not rolled back to*: {target}"
+
+
 def _status_line(rollback: Rollback, approvers: Sequence[str], now: datetime) -> str:
     state = RollbackStatus(rollback.state)
     line = f"{STATE_EMOJI[state]} *{state.label.capitalize()}*"
@@ -166,9 +190,7 @@ def preview_blocks(
         {"type": "header", "text": {"type": "plain_text", "emoji": True, "text": _truncate(header, 150)}},
         *([{"type": "section", "text": _mrkdwn(f":warning: *{brings_back}.*")}]
           if brings_back and state == RollbackStatus.PREVIEW else []),
-        {"type": "section", "text": _mrkdwn(
-            f"*Live now*: {deploy_text(plan.get('current') or {}, now)}\n"
-            f"*Roll back to*: {deploy_text(plan.get('target') or {}, now)}")},
+        {"type": "section", "text": _mrkdwn(deploys_text(rollback, now))},
         {"type": "section", "text": _mrkdwn(
             f"*Requested by* <@{rollback.requested_by}> · {where}"
             + (f"\n*Reason*: {shown(rollback.reason)}" if rollback.reason else "")
@@ -186,7 +208,7 @@ def preview_blocks(
         elements = [_button("Confirm rollback", ActionId.ROLLBACK_CONFIRM, value, "primary")]
         if rollback.approvals_needed:
             elements.append(_button("Approve", ActionId.ROLLBACK_APPROVE, value))
-        elements.append(_button("Cancel", ActionId.ROLLBACK_CANCEL, value, "danger"))
+        elements.append(_button("Cancel", ActionId.ROLLBACK_CANCEL, value))  # nothing destructive: neutral
         blocks.append({"type": "actions", "block_id": f"rollback-{value}", "elements": elements})
     return blocks
 
@@ -210,9 +232,11 @@ def card_blocks(rollbacks: Sequence[Rollback], *, now: datetime) -> list[Block]:
     lines = []
     for rollback in list(rollbacks)[-3:]:
         state = RollbackStatus(rollback.state)
+        redeploy = redeploy_id(rollback) if rollback.live_at else None
         line = (f"{STATE_EMOJI[state]} {rollback.key} `{rollback.service}` via "
-                f"{provider_label(rollback.provider)}: `{rollback.current_id}` → `{rollback.target_id}` — "
-                f"*{state.label}*")
+                f"{provider_label(rollback.provider)}: `{rollback.current_id}` → `{rollback.target_id}`"
+                + (f" (live as `{redeploy}`, a redeploy of `{rollback.target_id}`)" if redeploy else "")
+                + f" — *{state.label}*")
         if state in (RollbackStatus.ROLLING_BACK, RollbackStatus.TRIGGERING) and rollback.provider_detail:
             line += f" ({_truncate(rollback.provider_detail, 200)})"
         if state == RollbackStatus.CHECKING and rollback.health_detail:

@@ -27,6 +27,7 @@ from bot.incidents.models import EventKind, Incident
 from bot.incidents.service import IncidentError
 from bot.jobs import service as jobs
 from bot.playbooks.models import ServicePlaybook, Severity
+from bot.providers import redeploy_of
 from bot.providers.base import RollbackHandle, RollbackPlan, RollbackProgress
 from bot.rollback.blocks import provider_label, waiting_text
 from bot.rollback.models import (
@@ -244,8 +245,12 @@ def provider_name(rollback: Rollback) -> str:
     return provider_label(rollback.provider)
 
 
-def plan_notes(rollback: Rollback) -> list[str]:
-    return [str(n) for n in rollback.plan.get("notes") or []]
+def live_text(rollback: Rollback) -> str:
+    """What went live, in mrkdwn: `dep-2`, or `dep-5`, Render's redeploy of `dep-2`,"""
+    redeploy = redeploy_of(rollback.provider, rollback.provider_ids or {}, rollback.target_id)
+    if redeploy:
+        return f"`{redeploy}`, {provider_name(rollback)}'s redeploy of `{rollback.target_id}`,"
+    return f"`{rollback.target_id}`"
 
 
 # --------------------------------------------------------------------------- requesting
@@ -660,12 +665,16 @@ async def record_triggered(
     rollback.trigger_outcome = "sent"
     rollback.triggered_at = now
     rollback.state = RollbackStatus.ROLLING_BACK
-    ids = ", ".join(f"{k} `{v}`" for k, v in handle.ids.items() if v and not k.endswith("_at")) or "no id yet"
+    redeploy = redeploy_of(rollback.provider, handle.ids, rollback.target_id)
+    ids = ", ".join(f"{k} `{v}`" for k, v in handle.ids.items()
+                    if v and not k.endswith("_at") and v != redeploy) or ("" if redeploy else "no id yet")
     how = ("found in its history after the lost answer (it was NOT sent again)" if found
            else "accepted the request")
     await add_step(session=session, rollback=rollback, now=now, step="triggered",
                    text=f"{provider_name(rollback)} {how}: rolling *{rollback.service}* back to "
-                        f"`{rollback.target_id}` ({ids}).",
+                        f"`{rollback.target_id}`"
+                        + (f" as `{redeploy}`, its redeploy of `{rollback.target_id}`" if redeploy else "")
+                        + (f" ({ids})." if ids else "."),
                    data={"provider_ids": dict(handle.ids), "found_after_ambiguity": found})
     await jobs.enqueue(session=session, kind=FOLLOW_JOB, due_at=now + first_poll_in, now=now,
                        payload={"rollback_id": rollback.id, "handle": handle.to_dict()},
@@ -714,23 +723,23 @@ async def record_live(
     rollback.provider_detail = progress.detail[:500]
     took = format_duration(now - (rollback.triggered_at or now))
     check = playbook.health_check
+    live = {"provider_ids": dict(progress.provider_ids),
+            "redeploy_id": redeploy_of(rollback.provider, rollback.provider_ids, rollback.target_id)}
     if check is None:
         rollback.state = RollbackStatus.CHECKING  # momentarily: finish() moves it on
         await add_step(session=session, rollback=rollback, now=now, step="live",
-                       text=f"{progress.detail.rstrip('.')} (after {took}).",
-                       data={"provider_ids": dict(progress.provider_ids)})
-        notes = " ".join(plan_notes(rollback))
+                       text=f"{progress.detail.rstrip('.')} (after {took}).", data=live)
         await finish(session=session, rollback=rollback, state=RollbackStatus.SUCCEEDED, now=now,
-                     text=f":white_check_mark: Rollback of *{rollback.service}* succeeded: `{rollback.target_id}` "
-                          f"is live. No health check is configured for {rollback.service}, so none was run."
-                          + (f" Note: {notes}" if notes else ""))
+                     text=f":white_check_mark: Rollback of *{rollback.service}* succeeded: {live_text(rollback)} "
+                          f"is live. No health check is configured for {rollback.service}, so none was run.",
+                     data={"health": "not_configured"})
         return
     rollback.state = RollbackStatus.CHECKING
     rollback.health_started_at = now
     await add_step(session=session, rollback=rollback, now=now, step="live",
                    text=f"{progress.detail.rstrip('.')} (after {took}). Health check: `{check.url}` must answer "
                         f"{check.expect_status} for {format_duration(check.settle)}.",
-                   data={"provider_ids": dict(progress.provider_ids), "health_url": check.url})
+                   data={**live, "health_url": check.url})
 
 
 async def record_health_sample(
@@ -746,19 +755,20 @@ async def record_health_sample(
     rollback.updated_at = now
     session.add(rollback)
     started = rollback.health_started_at or now
-    notes = " ".join(plan_notes(rollback))
     if ok:
         if rollback.health_ok_since is None:
             rollback.health_ok_since = now
         if now - rollback.health_ok_since >= check.settle:
             span = format_duration(now - rollback.health_ok_since)
+            verdict = (f"{check.url} answered {check.expect_status} to every check for {span} "
+                       f"({rollback.health_samples} checks)")
             await finish(session=session, rollback=rollback, state=RollbackStatus.SUCCEEDED, now=now,
-                         text=f":white_check_mark: Rollback of *{rollback.service}* succeeded: `{rollback.target_id}` "
+                         text=f":white_check_mark: Rollback of *{rollback.service}* succeeded: {live_text(rollback)} "
                               f"is live and `{check.url}` answered {check.expect_status} to every check for "
                               f"{span} ({rollback.health_samples} checks)."
-                              + (f" Note: {notes}" if notes else "")
-                              + " When the service is stable, mark the incident mitigated (`/incident mitigated`).",
-                         data={"health_samples": rollback.health_samples, "health_url": check.url})
+                              " When the service is stable, mark the incident mitigated (`/incident mitigated`).",
+                         data={"health_samples": rollback.health_samples, "health_url": check.url,
+                               "health": "passed", "health_detail": verdict})
             return "passed"
         return "waiting"
     rollback.health_ok_since = None
@@ -770,10 +780,12 @@ async def record_health_sample(
                            data={"health_url": check.url})
         return "waiting"
     await finish(session=session, rollback=rollback, state=RollbackStatus.FAILED, now=now, reason="unhealthy",
-                 text=f":x: Rollback of *{rollback.service}* FAILED its health check: `{rollback.target_id}` is live "
+                 text=f":x: Rollback of *{rollback.service}* FAILED its health check: {live_text(rollback)} is live "
                       f"but `{check.url}` {detail} (expected {check.expect_status}) "
                       f"{format_duration(now - started)} after going live. The service is still unhealthy: "
                       "look at the provider's logs, or roll back further with "
                       f"`/rollback {rollback.service} to <deploy-id>`.",
-                 data={"health_samples": rollback.health_samples, "health_url": check.url})
+                 data={"health_samples": rollback.health_samples, "health_url": check.url, "health": "failed",
+                       "health_detail": f"{check.url} {detail} (expected {check.expect_status}) "
+                                        f"{format_duration(now - started)} after going live"})
     return "failed"

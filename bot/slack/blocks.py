@@ -8,7 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.durations import format_duration
-from bot.incidents.models import EventKind, Incident, IncidentState, TimelineEvent
+from bot.incidents.models import EventKind, Incident, IncidentState, TimelineEvent, event_label
 from bot.playbooks.models import Severity
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.text import shown
@@ -150,21 +150,73 @@ def event_line(event: TimelineEvent, incident: Incident) -> str | None:
     return f"{incident.key}: " + template.format(text=shown(event.text), actor=actor)
 
 
-def timeline_text(incident: Incident, events: Sequence[TimelineEvent], zone: ZoneInfo,
-                  *, limit: int = 40) -> str:
-    lines = [f"*Timeline of {incident.key}* — {incident.title}"]
-    shown = list(events)[-limit:]
-    if len(events) > len(shown):
-        lines.append(f"_…{len(events) - len(shown)} earlier events; export for the full timeline_")
-    for event in shown:
-        actor = f" <@{event.actor}>" if event.actor and event.actor.startswith(("U", "W")) else ""
-        lines.append(f"`{utc_and_local(event.occurred_at, zone)}` *{event.kind}*{actor} {event.text}")
-    return _truncate("\n".join(lines), 3000)
+MAX_BLOCKS = 50  # in one message
+SECTION_TEXT = 3000  # characters in one section's text
+
+
+def clip_mrkdwn(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, never inside a ``<…>`` mention or link
+    nor inside a code span, at a word boundary when there is one, marked with "…"."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if cut.rfind("<") > cut.rfind(">"):
+        cut = cut[: cut.rfind("<")]
+    if cut.count("```") % 2:
+        cut = cut[: cut.rfind("```")]
+    elif cut.replace("```", "").count("`") % 2:
+        cut = cut[: cut.rfind("`")]
+    space = cut.rfind(" ")
+    if space > len(cut) // 2:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def timeline_line(event: TimelineEvent, zone: ZoneInfo) -> str:
+    actor = f" <@{event.actor}>" if event.actor and event.actor.startswith(("U", "W")) else ""
+    line = f"`{utc_and_local(event.occurred_at, zone)}` *{event_label(event.kind)}*{actor} {event.text}"
+    return clip_mrkdwn(line.rstrip(), SECTION_TEXT)  # only a line longer than a section is cut
+
+
+def timeline_blocks(incident: Incident, events: Sequence[TimelineEvent], zone: ZoneInfo, *,
+                    total: int, web_url: str | None) -> list[Block]:
+    """The reply to ``/incident timeline``: one line per event, whole lines only, spread over
+    as many sections as one message allows. When they do not all fit, the newest are kept and
+    the reply says how many earlier ones the web timeline (or the export) has."""
+    where = (f"<{web_url}|the full timeline of {incident.key} on the web>" if web_url
+             else f"`/incident export` for the full timeline of {incident.key}")
+    head: Block = {"type": "section", "text": _mrkdwn(
+        f"*Timeline of {incident.key}* — {incident.title} ({total:,} event{'s' if total != 1 else ''})")}
+    room = MAX_BLOCKS - 3  # the heading, the note about earlier events, the link
+    sections: list[list[str]] = []
+    size = 0
+    shown = 0
+    for event in reversed(events):  # newest first: they are the ones to keep
+        line = timeline_line(event, zone)
+        if sections and size + 1 + len(line) <= SECTION_TEXT:
+            sections[0].insert(0, line)
+            size += 1 + len(line)
+        elif len(sections) < room:
+            sections.insert(0, [line])
+            size = len(line)
+        else:
+            break
+        shown += 1
+    blocks = [head]
+    if total > shown:
+        earlier = total - shown
+        blocks.append({"type": "context", "elements": [_mrkdwn(
+            f"…{earlier:,} earlier event{'s' if earlier != 1 else ''} not shown here: see {where}.")]})
+    blocks += [{"type": "section", "text": _mrkdwn("\n".join(lines))} for lines in sections]
+    blocks.append({"type": "context", "elements": [_mrkdwn(f"Every event, with the details: {where}.")]})
+    return blocks
 
 
 def incident_list_text(incidents: Sequence[Incident], *, include_resolved: bool) -> str:
     if not incidents:
-        return "No incidents." if include_resolved else "No open incidents. :tada:"
+        if include_resolved:
+            return "No incidents yet."
+        return "No open incidents. :tada: `/incident list all` shows the resolved ones too."
     heading = "*All incidents*" if include_resolved else "*Open incidents*"
     return _truncate("\n".join([heading] + [incident_summary_line(i) for i in incidents]), 3000)
 

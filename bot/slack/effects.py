@@ -18,8 +18,9 @@ may have left:
 - card and announcement: posted with message metadata naming the incident; a
   retried job reads the channel's history for it before posting.
 - runbook bookmark: a retried job lists the bookmarks first.
-- invite, pin and topic are idempotent at Slack (``already_in_channel``,
-  ``already_pinned``, the same topic).
+- invite and pin are idempotent at Slack (``already_in_channel``, ``already_pinned``);
+  the topic is set again only when its text changes (``incidents.topic``), since
+  Slack posts a "set the channel topic" line at every call.
 """
 
 from __future__ import annotations
@@ -278,12 +279,12 @@ class SlackEffects:
                     raise SlackStepFailed("pinning the card", slack_error(exc)) from exc
             incident = await self._save(incident.id, card_pinned=True)
         if not incident.topic_set:
+            topic = blocks.channel_topic(incident)
             try:
-                await client.conversations_setTopic(channel=incident.channel_id,
-                                                    topic=blocks.channel_topic(incident))
+                await client.conversations_setTopic(channel=incident.channel_id, topic=topic)
             except SlackApiError as exc:
                 raise SlackStepFailed("setting the topic", slack_error(exc)) from exc
-            incident = await self._save(incident.id, topic_set=True)
+            incident = await self._save(incident.id, topic_set=True, topic=topic)
         if not incident.runbook_bookmarked:
             runbook = self.runbook_for(incident.service)
             if runbook and not (retry and await self._has_bookmark(incident.channel_id, runbook)):
@@ -485,9 +486,12 @@ class SlackEffects:
         await self.client.chat_update(
             channel=incident.channel_id, ts=incident.card_ts,
             text=blocks.card_fallback_text(incident), blocks=await self.card_blocks(incident))
-        if incident.topic_set:
-            await self.client.conversations_setTopic(channel=incident.channel_id,
-                                                     topic=blocks.channel_topic(incident))
+        topic = blocks.channel_topic(incident)
+        # Slack posts "set the channel topic" in the channel at every call, even with the
+        # same text: set it only when it says something new.
+        if incident.topic_set and topic != incident.topic:
+            await self.client.conversations_setTopic(channel=incident.channel_id, topic=topic)
+            await self._save(incident.id, topic=topic)
 
     async def post_event(self, job: Job) -> None:
         async with self.sessions() as session:

@@ -14,6 +14,7 @@ from bot.export import pipeline
 from bot.export import service as exports
 from bot.export.github import GitHubExportError
 from bot.export.install import exporter_for
+from bot.export.web import incident_url
 from bot.incidents import service as incidents
 from bot.incidents.commands import Command
 from bot.runtime import Runtime
@@ -91,10 +92,11 @@ async def export_command(rt: Runtime, command: Command, body: dict[str, Any]) ->
 
 
 def _web_link(rt: Runtime, key: str) -> str:
-    base = rt.settings.public_base_url
-    if not (base and rt.settings.web_auth_token):
+    page = incident_url(rt.settings, key, "/postmortem.html")
+    if page is None:
         return ""
-    return f"\nTimeline and downloads: {base.rstrip('/')}/incidents/{key}"
+    return (f"\n<{page}|Read the post-mortem of {key} on the web> · "
+            f"<{incident_url(rt.settings, key)}|timeline and downloads>")
 
 
 def register(app: AsyncApp, rt: Runtime) -> None:

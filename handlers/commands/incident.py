@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.db.engine import transaction
+from bot.export.web import incident_url
 from bot.incidents import service as incidents
 from bot.incidents.commands import USAGE, Command, UsageError, help_text
 from bot.runtime import Runtime
@@ -14,6 +15,7 @@ from bot.text import shown
 from handlers.common import Reply, ephemeral, guarded, once, require_person
 
 CHANNEL_WAIT_SECONDS = 5.0
+TIMELINE_REPLY_EVENTS = 1000  # read for the reply; as many of the newest as fit are shown
 
 # Subcommands that other parts of Firebreak add (escalation, export, …) register here.
 EXTRA_SUBCOMMANDS: dict[str, Any] = {}
@@ -38,8 +40,11 @@ async def run_incident_command(rt: Runtime, command: Command, body: dict[str, An
         async with rt.sessions() as session:
             incident = await incidents.resolve_target(session=session, number=command.incident,
                                                       channel_id=channel)
-            events = await incidents.timeline(session=session, incident=incident)
-        return ephemeral(blocks.timeline_text(incident, events, rt.settings.display_zone))
+            events, total = await incidents.latest_events(session=session, incident=incident,
+                                                          limit=TIMELINE_REPLY_EVENTS)
+        return ephemeral(f"Timeline of {incident.key} ({total:,} events)", blocks=blocks.timeline_blocks(
+            incident, events, rt.settings.display_zone, total=total,
+            web_url=incident_url(rt.settings, incident.key)))
     await require_person(rt, user)
     if command.user:  # assign, follow-up owner
         await require_person(rt, command.user, as_whom=f"the {command.role.value} of an incident"

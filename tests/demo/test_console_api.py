@@ -186,7 +186,7 @@ async def test_a_pinned_message_reaches_the_incident_timeline(console):
     while True:  # the bot records the pin after acknowledging the event: ask until it shows
         await console.type("/incident timeline", channel=channel["id"])
         await asyncio.sleep(0.3)
-        if any("Customers report 502s" in t for t in ephemeral_texts(await console.state())):
+        if any("Customers report 502s" in block_text(e) for e in (await console.state())["ephemerals"]):
             break
         assert time.monotonic() < deadline, "the pinned message never reached the timeline"
 

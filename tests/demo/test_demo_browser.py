@@ -227,6 +227,33 @@ def test_04_rollback_confirm_reaches_live_and_passes_the_health_check(page):
     shot(page, "05-rollback-live-and-healthy")
 
 
+def test_04b_the_status_line_names_the_whole_command_and_reads_as_success(page):
+    command = "/incident note Error rate back to normal, the newest event"
+    type_in_composer(page, command)
+    status = page.locator("#ack")
+    page.wait_for_function("(c) => document.querySelector('#ack').textContent.includes(c)", arg=command)
+    assert status.get_attribute("class") == "ok", status.inner_text()
+    assert status.inner_text().startswith(f"Delivered “{command}”")
+    shot(page, "05b-status-line")
+
+
+def test_04c_the_timeline_reply_holds_the_newest_event(page):
+    type_in_composer(page, "/incident timeline")
+    reply = page.locator("#messages .msg.ephemeral", has_text="Timeline of INC-1").last
+    reply.wait_for()
+    sections = reply.locator(".bk-section")
+    last_line = sections.nth(sections.count() - 1).inner_text().strip().splitlines()[-1]
+    assert "Error rate back to normal, the newest event" in last_line, last_line
+    assert "Note" in last_line and "page_delivered" not in reply.inner_text()
+    reply.scroll_into_view_if_needed()
+    shot(page, "05c-timeline-reply")
+
+
+def test_04d_the_channel_shows_each_topic_once(page):
+    topics = [t.strip() for t in page.locator("#messages .msg.system", has_text="set the channel topic").all_inner_texts()]
+    assert topics and len(topics) == len(set(topics)), topics
+
+
 def _download_post_mortem(page) -> str:
     files_before = page.locator("#messages a.fname[data-file]").count()
     type_in_composer(page, "/incident export md")
@@ -249,6 +276,37 @@ def test_05_post_mortem_downloads_as_markdown(page):
     assert "checkout failing" in markdown
     assert re.search(r"acknowledged", markdown, re.IGNORECASE)
     assert "pagerduty" in markdown.lower()
+
+
+def test_05b_the_export_reply_links_the_post_mortem_and_it_opens(page):
+    reply = page.locator("#messages .msg.ephemeral", has_text="uploaded").last
+    reply.wait_for()
+    link = reply.locator("a", has_text="Read the post-mortem of INC-1 on the web")
+    assert link.count() == 1, reply.inner_text()
+    with page.context.expect_page() as opened:
+        link.click()
+    post_mortem = opened.value
+    post_mortem.wait_for_load_state()
+    assert post_mortem.locator("h1").inner_text() == "INC-1: checkout failing — post-mortem"
+    assert "token=" not in post_mortem.url  # signed in by the console, the token gone from the address
+    assert post_mortem.locator("#rollbacks tr.rollback").count() == 1
+    post_mortem.screenshot(path=str(ARTIFACTS / "06b-post-mortem-from-the-link.png"), full_page=True)
+    post_mortem.close()
+
+
+def test_05c_the_markdown_view_has_no_mojibake(page):
+    files = page.locator("#messages .file").filter(has=page.locator("a[download='INC-1-postmortem.md']"))
+    view = files.last.locator("a", has_text="view")
+    with page.context.expect_page() as opened:
+        view.click()
+    markdown = opened.value
+    markdown.wait_for_load_state()
+    text = markdown.locator("body").inner_text()
+    assert text.startswith("# INC-1: checkout failing — post-mortem"), text[:200]
+    assert "â€" not in text and "Ã" not in text
+    assert "✅" in text and ":white_check_mark:" not in text
+    markdown.screenshot(path=str(ARTIFACTS / "06c-markdown-view.png"))
+    markdown.close()
 
 
 def test_06_post_mortem_lists_the_rollback_and_health_check(page):

@@ -89,8 +89,8 @@ def test_oncall_text_shows_now_and_next_with_overrides(tmp_path) -> None:
     text = oncall_text(playbooks, now=now, rotation="backend")
     assert f"now: primary <@{CHEN}>, secondary <@{AVA}>" in text
     # The next change is the override (Wed 18:00 EST), not the Monday handoff.
-    assert f"next: primary <@{DANA}>, secondary <@{AVA}> from Wed 2026-03-04 18:00 EST" in text
-    assert "<!date^1772665200^" in text  # 23:00 UTC, shown in the reader's own time zone
+    assert f"next: primary <@{DANA}>, secondary <@{AVA}> from <!date^1772665200^" in text
+    assert "|Wed 2026-03-04 18:00 EST>" in text  # 23:00 UTC, shown in the reader's own time zone
     change = next_change(playbooks.rotations["backend"], datetime(2026, 3, 5, 14, 30, tzinfo=UTC))
     assert change.at == datetime(2026, 3, 9, 13, 0, tzinfo=UTC)  # Monday 09:00 EDT after the jump
     assert (change.who.primary, change.who.secondary) == (AVA, BEN)
@@ -105,7 +105,8 @@ def test_oncall_before_the_first_shift(tmp_path) -> None:
     playbooks = write_playbooks(tmp_path / "pb", oncall_yaml=ONCALL_YAML.replace(
         "start: 2026-01-05", "start: 2026-06-01"))
     text = oncall_text(playbooks, now=datetime(2026, 3, 3, 15, 0, tzinfo=UTC), rotation="backend")
-    assert "now: nobody is on call; the first shift starts Mon 2026-06-01 09:00 EDT" in text
+    assert "now: nobody is on call; the first shift starts <!date^1780318800^" in text
+    assert "|Mon 2026-06-01 09:00 EDT>" in text
 
 
 async def test_playbooks_check_prints_levels_people_and_rotation_problems(

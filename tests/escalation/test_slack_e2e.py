@@ -132,7 +132,7 @@ async def test_manual_page_and_oncall_commands(bed) -> None:
     assert "Could not page" in reply and "S0NOSUCH" in reply
     oncall = await bed.run_command("oncall")
     assert f"now: primary <@{CHEN}>, secondary <@{AVA}>" in oncall and "*managers*" in oncall
-    assert "from Mon 2026-03-09 09:00 EDT" in oncall
+    assert "from <!date^1773061200^{date_short_pretty} at {time} your time|Mon 2026-03-09 09:00 EDT>" in oncall
     assert "There is no rotation `web`" in await bed.run_command("oncall web")
     await bed.run_jobs()
     texts = [m.text for m in bed.emu.messages(channel)]

@@ -74,7 +74,10 @@ async def test_markdown_has_every_event_in_order_with_both_zones(exporter, sessi
     assert "| Response target (P1: respond within 1h) | met: acknowledged in 4m (target 1h) |" in times
 
     rollbacks = _section(text, "Rollbacks")
-    assert f"| {_utc(9)} | {_est(9)} | api | render | dep-bad → dep-good | completed | ben |" in rollbacks
+    # The two rollback events are one rollback: started at the first, live at the completion.
+    assert (f"| — | api (render) | dep-bad → dep-good | — | ben | {_utc(7)} | {_est(7)} | "
+            f"14:09:00 UTC / 09:09:00 EST | not reached | 2m | completed |") in rollbacks
+    assert rollbacks.count("dep-bad → dep-good") == 1
     pages = _section(text, "Pages")
     assert f"| {_utc(1)} | {_est(1)} | ben | user | 1 | delivered |" in pages
     assert f"| {_utc(2)} | {_est(2)} | pagerduty:default | pagerduty | 1 | failed |" in pages
@@ -100,7 +103,7 @@ async def test_json_matches_its_schema_and_the_timeline(exporter, sessions, cloc
     document = json.loads(text)
     jsonschema.Draft202012Validator.check_schema(jsonexport.schema())
     jsonschema.validate(document, jsonexport.schema(), cls=jsonschema.Draft202012Validator)
-    assert document["schema_version"] == jsonexport.SCHEMA_VERSION == "1.0"
+    assert document["schema_version"] == jsonexport.SCHEMA_VERSION == "2.0"
     assert document["event_count"] == len(document["timeline"]) == len(run.expected)
     for seq, (event, (kind, fragment, minutes)) in enumerate(
             zip(document["timeline"], run.expected, strict=True), start=1):
@@ -121,7 +124,7 @@ async def test_json_matches_its_schema_and_the_timeline(exporter, sessions, cloc
         "Revert or fix the change in git (api was rolled back from dep-bad to dep-good)",
         "Add a canary for checkout"]
     assert document["followups"][0]["automatic"] is True
-    assert document["rollbacks"][1]["state"] == "completed"
+    assert [r["state"] for r in document["rollbacks"]] == ["completed"] and document["rollback_count"] == 1
     assert [p["pager"] for p in document["pages"]] == ["user", "pagerduty"]
     assert LEAKED not in text
 
@@ -134,7 +137,7 @@ async def test_html_export_has_the_svg_timeline_and_every_event(exporter, sessio
     for phase in ("open", "acknowledged", "mitigated", "resolved"):
         assert f'data-phase="{phase}"' in text
     assert text.count('<tr class="event ') == len(run.expected)
-    assert "30% of checkouts fail for @ava&#39;s customers" in text
+    assert "30% of checkouts fail for <span class=\"mention\">@ava</span>&#39;s customers" in text
     assert LEAKED not in text
 
 

@@ -19,7 +19,8 @@ from bot.export.document import (
     pager_of,
     response_target,
 )
-from bot.export.names import Names, ids_in_data, mentioned_ids, plain_text, target_label
+from bot.export.mrkdwn import plain_text
+from bot.export.names import Names, ids_in_data, mentioned_ids, target_label
 from bot.export.scrub import REDACTED, Scrubber
 from bot.incidents.models import Incident, IncidentState, TimelineEvent
 from bot.playbooks.models import Severity
@@ -187,7 +188,7 @@ def test_svg_draws_phases_marks_and_labelled_ticks():
                         mitigated_at=T0 + timedelta(minutes=12),
                         resolved_at=T0 + timedelta(minutes=30))
     drawing = svg.render(scale=scale, phase_list=phases, marks=marks, zone=NY,
-                         now=T0 + timedelta(hours=1), title="Timeline of INC-7")
+                         now=T0 + timedelta(hours=1), title="Timeline of INC-7", event_count=60)
     assert [p.name for p in phases] == ["open", "acknowledged", "mitigated", "resolved"]
     for phase in ("open", "acknowledged", "mitigated", "resolved"):
         assert f'data-phase="{phase}"' in drawing

@@ -53,7 +53,7 @@ async def test_followup_then_export_uploads_the_file_to_the_incident_channel(bed
     reply = await bed.run_command("export INC-1 json")  # from another channel: still the incident's
     assert "uploaded to <#" + channel in reply
     document = json.loads(bed.emu.files[-1].content)
-    assert document["schema_version"] == "1.0"
+    assert document["schema_version"] == "2.0"
     assert [f["text"] for f in document["followups"]] == [
         "Add a canary for checkout", "Page the payments team sooner"]
 

@@ -85,10 +85,20 @@
     if (target.startsWith("!date^")) return esc(unentity(label || target));
     if (target.startsWith("!")) return `<span class="mention">@${esc(target.slice(1))}</span>`;
     if (/^(https?:|mailto:)/i.test(target)) {
-      const href = unentity(target);
+      const href = signedIn(unentity(target));
       return `<a href="${esc(href)}" target="_blank" rel="noopener">${esc(unentity(label || target))}</a>`;
     }
     return esc("<" + unentity(inner) + ">");
+  }
+
+  // A link to the bot's own web pages opens signed in: the console holds the web token
+  // (a person in a real workspace signs in once on the page itself).
+  function signedIn(href) {
+    const link = ui.state?.bot_link;
+    if (!link?.token || !(href === link.base_url || href.startsWith(link.base_url + "/"))) return href;
+    const url = new URL(href);
+    if (!url.searchParams.has("token")) url.searchParams.set("token", link.token);
+    return url.toString();
   }
 
   function splitOnce(text, separator) {
@@ -449,7 +459,7 @@
       <span class="muted">dedup_key ${esc(i.dedup_key)} · ${esc(i.severity)} · ${esc(i.actions.join(" → "))}</span></div>`);
     const og = world.opsgenie.map((a) => `<div class="pager-item" data-pager="opsgenie"><b>Opsgenie</b>
       <span class="state ${a.acknowledged && a.status === "open" ? "acknowledged" : esc(a.status)}">${a.acknowledged && a.status === "open" ? "acknowledged" : esc(a.status)}</span>
-      ${esc(a.message)}<br><span class="muted">alias ${esc(a.alias)} · ${esc(a.priority)} · ×${a.count}</span></div>`);
+      ${esc(a.message)}<br><span class="muted">alias ${esc(a.alias)} · <span class="priority" title="${esc(a.priority_note || "")}">priority ${esc(a.priority_note || a.priority)}</span> · ×${a.count}</span></div>`);
     setHtml("pagers", $("#pagers"), [...pd, ...og].join("") || '<span class="muted">No pages yet. A P0 or P1 incident pages PagerDuty and Opsgenie.</span>');
 
     const showHealth = $("#show-health").checked;
@@ -610,12 +620,14 @@
     box.textContent = text;
   }
 
+  // The status line leads with the outcome, then names what was sent, whole: a command such as
+  // "/incident note Error rate is down" must never read as an error.
   function describeDelivery(what, result) {
-    if (result.error && result.status === undefined) return [false, `${what}: ${result.error}`];
-    if (result.error) return [false, `${what}: ${result.error}`];
-    if (!result.ok) return [false, `${what}: the bot answered HTTP ${result.status}`];
+    if (result.error && result.status === undefined) return [false, `Not sent: ${what}: ${result.error}`];
+    if (result.error) return [false, `Refused: ${what}: ${result.error}`];
+    if (!result.ok) return [false, `Refused: ${what}: the bot answered HTTP ${result.status}`];
     const ack = result.ack_text ? ` — “${result.ack_text.length > 140 ? result.ack_text.slice(0, 140) + "…" : result.ack_text}”` : "";
-    return [true, `${what}: signed and delivered to /slack/events, acknowledged with HTTP ${result.status} in ${Math.round(result.elapsed_ms)} ms${ack}`];
+    return [true, `Delivered ${what}: signed, sent to /slack/events and acknowledged with HTTP ${result.status} in ${Math.round(result.elapsed_ms)} ms${ack}`];
   }
 
   let refreshing = false;
@@ -695,7 +707,7 @@
     try {
       const result = await api("/api/command", { user: ui.me, channel: ui.channel, text: line, thread_ts: ui.threadTs });
       if (result.kind === "command") {
-        const [ok, message] = describeDelivery(line.split(" ").slice(0, 3).join(" "), result);
+        const [ok, message] = describeDelivery(`“${line.length > 300 ? line.slice(0, 300) + "…" : line}”`, result);
         showAck(ok, message);
       } else if (result.ok) {
         showAck(true, "message posted; the bot got a message event");

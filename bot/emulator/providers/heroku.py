@@ -160,7 +160,10 @@ class HerokuFake(FakeProviderServer):
     def describe_live(self, service: str) -> str | None:
         app = self._app(service) or next((self.apps[s.key] for s in self.seeded.values() if s.name == service), None)
         current = app.current if app else None
-        return f"v{current.version}" if current else None
+        if current is None:
+            return None
+        rollback = current.description.startswith("Rollback to ")
+        return f"v{current.version} ({current.description.lower()})" if rollback else f"v{current.version}"
 
     def error_response(self, status: int, message: str, *, code: str | None = None, headers: dict[str, str] | None = None) -> web.Response:
         return web.json_response({"id": code or _IDS.get(status, "error"), "message": message}, status=status, headers=headers)

@@ -101,6 +101,7 @@ class RailwayDeployment:
     reason: str = "deploy"
     pending_steps: list[str] = field(default_factory=list)
     updated_at: datetime | None = None
+    rollback_of: str | None = None  # the deployment a rollback redeployed (not in Railway's API)
 
     def to_node(self) -> dict[str, Any]:
         return {
@@ -221,7 +222,9 @@ class RailwayFake(FakeProviderServer):
     def describe_live(self, service: str) -> str | None:
         found = self._find_service(service)
         live = found.live if found else None
-        return live.id if live else None
+        if live is None:
+            return None
+        return f"{live.id} (redeploy of {live.rollback_of})" if live.rollback_of else live.id
 
     def authorized(self, request: web.Request) -> bool:
         return (
@@ -328,6 +331,7 @@ class _Root:
             bad=target.bad,
             reason="rollback",
             pending_steps=steps,
+            rollback_of=target.id,
         )
         service.deployments.insert(0, new)
         return True

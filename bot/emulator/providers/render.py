@@ -41,6 +41,7 @@ class RenderDeploy:
     image_ref: str | None = None
     bad: bool = False  # the health endpoint fails while this deploy is live
     pending_steps: list[str] = field(default_factory=list)
+    rollback_of: str | None = None  # the deploy a rollback redeployed (not in Render's API)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -141,7 +142,9 @@ class RenderFake(FakeProviderServer):
     def describe_live(self, service: str) -> str | None:
         found = self._service(service)
         live = found.live if found else None
-        return live.id if live else None
+        if live is None:
+            return None
+        return f"{live.id} (redeploy of {live.rollback_of})" if live.rollback_of else live.id
 
     # -- errors
 
@@ -215,6 +218,7 @@ class RenderFake(FakeProviderServer):
             image_ref=target.image_ref,
             bad=target.bad,
             pending_steps=steps,
+            rollback_of=target.id,
         )
         service.deploys.insert(0, new)
         return web.json_response(new.to_json(), status=201)
