@@ -1,8 +1,9 @@
-"""Shared fixtures for the pager tests: fast retry policy, recorded sleeps, fakes."""
+"""Shared fixtures for the pager tests: the production retry policy with recorded sleeps, fakes."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from bot.emulator.opsgenie import OpsgenieFake
 from bot.emulator.pagerduty import PagerDutyFake
+from bot.escalation.engine import ESCALATION_RETRY
 from bot.pagers.base import PageRequest
 from bot.pagers.http import RetryPolicy
 
@@ -35,9 +37,8 @@ def sleeps() -> RecordedSleep:
 
 @pytest.fixture
 def retry(sleeps: RecordedSleep) -> RetryPolicy:
-    return RetryPolicy(
-        attempts=3, initial_wait=0.5, max_wait=4.0, max_retry_after=30.0, request_timeout=0.3, sleep=sleeps
-    )
+    """The policy the pagers run with in production (:data:`ESCALATION_RETRY`), its waits recorded."""
+    return replace(ESCALATION_RETRY, sleep=sleeps)
 
 
 @pytest.fixture
