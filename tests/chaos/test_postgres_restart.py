@@ -2,7 +2,7 @@
 
 The cluster is private to this test (``initdb`` in a temporary folder, its own port
 on 127.0.0.1): the shared server other tests use is never touched. Without the
-PostgreSQL binaries the test skips, except in CI (``CI=true``), where it fails.
+PostgreSQL binaries the test skips (a failure in CI: tests/support/isolation.py).
 
 While PostgreSQL is down, ``/incident open`` and ``/incident note`` are still
 acked at once and answered with the ephemeral DATABASE_DOWN message, and
@@ -46,8 +46,6 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"a private PostgreSQL cluster is required in CI: {reason}")
     pytest.skip(f"no private PostgreSQL cluster for the restart test: {reason}")
 
 
@@ -56,7 +54,7 @@ def _bindir() -> Path | None:
     pg_config = shutil.which("pg_config")
     if pg_config:
         try:
-            found = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10)
+            found = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=False)
             candidates.append(found.stdout.strip())
         except (OSError, subprocess.SubprocessError):
             pass
