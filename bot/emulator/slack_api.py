@@ -126,8 +126,10 @@ class SlackEmulator:
         trigger_ttl: float = 3.0,
         response_url_ttl: float = 30 * 60,
         id_seed: int = 0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.bot_token = bot_token
+        self.sleep = sleep  # how a delay (``delay()``) is waited: tests pass a recording one
         self.verification_token = verification_token
         self.validator = validator
         self.on_event = on_event
@@ -247,7 +249,7 @@ class SlackEmulator:
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         delay = self._delays.get(method, self._delays.get("*", 0.0))
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self.sleep(delay)
         if not token:
             return 200, {"ok": False, "error": "not_authed"}, {}
         if token not in self._tokens:

@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -42,6 +43,7 @@ from bot.emulator import SlackEmulator
 from bot.emulator.pagerduty import PagerDutyFake
 from bot.emulator.providers import RenderFake
 from bot.incidents.models import Incident, TimelineEvent
+from bot.jobs.models import Job, JobState
 from tests.support.signing import sign
 from tests.support.slack_openapi import slack_openapi_validator
 
@@ -243,6 +245,25 @@ class ChaosWorld:
                 bot.process.kill()
                 bot.process.wait(timeout=5)
                 raise AssertionError(f"firebreak serve ignored SIGTERM for {timeout:g}s:\n{bot.tail()}")
+
+    async def settle(self) -> None:
+        """Wait until no job is running or due, then stop the bot (SIGTERM: it finishes what it
+        has started, its acked work included) and check again: from here on nothing can reach
+        the fakes, so what they saw is final and a test may assert that something did *not*
+        happen."""
+
+        async def busy() -> list[Job]:
+            now = datetime.now(UTC)
+            jobs = await self.query(select(Job).where(Job.state.in_([JobState.PENDING, JobState.RUNNING])))
+            return [j for j in jobs if j.state == JobState.RUNNING or j.due_at <= now]
+
+        async def idle() -> bool:
+            return not await busy()
+
+        await wait_for(idle, what="no job running or due")
+        await self.stop_all()
+        left = await busy()
+        assert left == [], [(j.kind, j.state, j.due_at) for j in left]
 
     # -- requests into the bot, signed like Slack's ----------------------------------------
 

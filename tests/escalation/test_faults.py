@@ -8,7 +8,7 @@ import pytest
 
 from bot.emulator.pagerduty import Fault
 from bot.escalation import service as escalation
-from bot.escalation.engine import DEFER_BACKOFF, ESCALATION_RETRY, MAX_DEFERRALS
+from bot.escalation.engine import ESCALATION_RETRY, MAX_DEFERRALS
 from bot.escalation.models import PageOutcome
 from bot.incidents.models import EventKind
 from bot.jobs.models import JobState

@@ -132,6 +132,20 @@ class Bed:
     async def run_jobs(self) -> int:
         return await self.rt.worker.run_due()
 
+    async def idle(self, *, timeout: float = 10) -> None:
+        """Wait until the work acked to Slack has finished (the background runner is empty)."""
+        await self.wait_for(lambda: self.rt.background.pending == 0, timeout=timeout)
+
+    async def settle(self, *, timeout: float = 10) -> None:
+        """Wait until there is provably nothing left to do at the clock's current time: the
+        work acked to Slack has finished and no job is due (``run_jobs()`` returns 0 with
+        nothing running after it). Only then may a test assert that something did *not*
+        happen."""
+        while True:
+            await self.idle(timeout=timeout)
+            if await self.run_jobs() == 0 and self.rt.background.pending == 0:
+                return
+
     def incident_channel(self, number: int):
         prefix = f"inc-{number}-"
         return next((c for c in self.emu.workspace.channels.values()
@@ -143,13 +157,13 @@ class Bed:
 
 
 def bed_settings(database_url: str, emu: SlackEmulator, **overrides: Any) -> Settings:
-    values: dict[str, Any] = dict(
-        slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
-        slack_api_url=emu.api_url, database_url=database_url,
-        playbooks_dir=str(REPO / "playbooks"), announce_channel=ANNOUNCE,
-        display_timezone="America/New_York", run_workers=False,
-    )
-    values.update(overrides)
+    values: dict[str, Any] = {
+        "slack_bot_token": BOT_TOKEN, "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": emu.api_url, "database_url": database_url,
+        "playbooks_dir": str(REPO / "playbooks"), "announce_channel": ANNOUNCE,
+        "display_timezone": "America/New_York", "run_workers": False,
+        **overrides,
+    }
     return Settings(_env_file=None, **values)
 
 
