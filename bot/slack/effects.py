@@ -100,6 +100,10 @@ class SlackStepFailed(Exception):
         self.error = error
 
 
+def _no_answer(exc: BaseException) -> str:
+    return f"no answer from Slack ({type(exc).__name__})"
+
+
 def _metadata(event_type: str, incident: Incident) -> dict[str, Any]:
     """Message metadata that lets a retry recognise a message this bot posted for ``incident``."""
     return {"event_type": event_type,
@@ -129,10 +133,13 @@ class SlackEffects:
         self.runbook_for = runbook_for
         self.card_sections: list[CardSection] = []
         self._bot_user_id: str | None = None
-        # conversations.create is not idempotent: this client retries only 429s (nothing was
-        # done); after a lost connection or a 5xx, _create_channel decides itself.
-        self._create_client = copy.copy(client)
-        self._create_client.retry_handlers = [
+        # The set-up's writes that Slack would do twice if sent twice (the channel, the card,
+        # the bookmark, the announcement) go through this client, which retries only 429s
+        # (nothing was done). After a lost connection or a 5xx Slack may have acted: the
+        # channel is settled by _create_channel, the rest by the job's next run, which looks
+        # at Slack before doing the step again.
+        self._once_client = copy.copy(client)
+        self._once_client.retry_handlers = [
             h for h in (client.retry_handlers or []) if isinstance(h, AsyncRateLimitErrorRetryHandler)]
 
     def add_card_section(self, section: CardSection) -> None:
@@ -168,15 +175,17 @@ class SlackEffects:
             session.add(incident)
             return incident
 
-    async def _post(self, channel: str, **kwargs: object) -> dict:
-        """chat.postMessage, joining a public channel first if the bot is not in it."""
+    async def _post(self, channel: str, *, once: bool = False, **kwargs: object) -> dict:
+        """chat.postMessage, joining a public channel first if the bot is not in it; ``once``:
+        never sent again after a lost connection or a 5xx (see ``_once_client``)."""
+        poster = self._once_client if once else self.client
         try:
-            return (await self.client.chat_postMessage(channel=channel, **kwargs)).data
+            return (await poster.chat_postMessage(channel=channel, **kwargs)).data
         except SlackApiError as exc:
             if slack_error(exc) != "not_in_channel":
                 raise
             await self.client.conversations_join(channel=channel)
-            return (await self.client.chat_postMessage(channel=channel, **kwargs)).data
+            return (await poster.chat_postMessage(channel=channel, **kwargs)).data
 
     async def provision(self, job: Job) -> None:
         incident = await self._load(job.incident_id)
@@ -205,12 +214,14 @@ class SlackEffects:
             card_ts = await self._find_posted(incident.channel_id, CARD_METADATA, incident) if retry else None
             if card_ts is None:
                 try:
-                    posted = await client.chat_postMessage(
+                    posted = await self._once_client.chat_postMessage(
                         channel=incident.channel_id, text=blocks.card_fallback_text(incident),
                         blocks=await self.card_blocks(incident),
                         metadata=_metadata(CARD_METADATA, incident))
                 except SlackApiError as exc:
                     raise SlackStepFailed("posting the incident card", slack_error(exc)) from exc
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    raise SlackStepFailed("posting the incident card", _no_answer(exc)) from exc
                 card_ts = posted["ts"]
             incident = await self._save(incident.id, card_ts=card_ts)
         if not incident.card_pinned:
@@ -231,10 +242,12 @@ class SlackEffects:
             runbook = self.runbook_for(incident.service)
             if runbook and not (retry and await self._has_bookmark(incident.channel_id, runbook)):
                 try:
-                    await client.bookmarks_add(channel_id=incident.channel_id, title="Runbook",
-                                               type="link", link=runbook)
+                    await self._once_client.bookmarks_add(channel_id=incident.channel_id, title="Runbook",
+                                                          type="link", link=runbook)
                 except SlackApiError as exc:
                     raise SlackStepFailed("bookmarking the runbook", slack_error(exc)) from exc
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    raise SlackStepFailed("bookmarking the runbook", _no_answer(exc)) from exc
             incident = await self._save(incident.id, runbook_bookmarked=True)
         if not incident.announced:
             announce = self.settings.announce_channel
@@ -242,12 +255,14 @@ class SlackEffects:
                     announce, ANNOUNCEMENT_METADATA, incident,
                     oldest=utc(incident.opened_at) - CLOCK_SKEW)):
                 try:
-                    await self._post(announce,
+                    await self._post(announce, once=True,
                                      text=f"{incident.key} opened: {incident.title}",
                                      blocks=blocks.announcement(incident),
                                      metadata=_metadata(ANNOUNCEMENT_METADATA, incident))
                 except SlackApiError as exc:
                     raise SlackStepFailed("announcing the incident", slack_error(exc)) from exc
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    raise SlackStepFailed("announcing the incident", _no_answer(exc)) from exc
             incident = await self._save(incident.id, announced=True)
         return incident
 
@@ -266,7 +281,7 @@ class SlackEffects:
                 await self._record_channel_requests(job, requested)
             for send in range(1, CREATE_SENDS + 1):
                 try:
-                    created = await self._create_client.conversations_create(name=name)
+                    created = await self._once_client.conversations_create(name=name)
                 except SlackApiError as exc:
                     code = slack_error(exc)
                     if code == "name_taken":
@@ -276,8 +291,7 @@ class SlackEffects:
                 except (TimeoutError, aiohttp.ClientError) as exc:
                     if send == CREATE_SENDS:
                         unanswered.add(name)
-                        raise SlackStepFailed("creating the channel",
-                                              f"no answer from Slack ({type(exc).__name__})") from exc
+                        raise SlackStepFailed("creating the channel", _no_answer(exc)) from exc
                 else:
                     return await self._store_channel(incident, created["channel"])
                 unanswered.add(name)  # Slack may have created it: the next send can say name_taken

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp.test_utils import TestServer
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import ManualClock
 from bot.config import Settings
@@ -49,11 +50,12 @@ class Sent:
 
 class Bed:
     def __init__(self, *, emu: SlackEmulator, server: TestServer, http: aiohttp.ClientSession,
-                 clock: ManualClock) -> None:
+                 clock: ManualClock, owns_emulator: bool = True) -> None:
         self.emu = emu
         self.server = server
         self.http = http
         self.clock = clock
+        self.owns_emulator = owns_emulator
         self._events = 0
 
     @property
@@ -167,22 +169,33 @@ def bed_settings(database_url: str, emu: SlackEmulator, **overrides: Any) -> Set
     return Settings(_env_file=None, **values)
 
 
+def bed_emulator() -> SlackEmulator:
+    return SlackEmulator(bot_token=BOT_TOKEN, validator=slack_openapi_validator())
+
+
 async def start_bed(database_url: str, *, settings_overrides: dict[str, Any] | None = None,
-                    clock: ManualClock | None = None):
-    emu = SlackEmulator(bot_token=BOT_TOKEN, validator=slack_openapi_validator())
-    await emu.start()
+                    clock: ManualClock | None = None, emu: SlackEmulator | None = None,
+                    slack: AsyncWebClient | None = None):
+    """The bot on ``database_url``. With ``emu`` (started by the caller, who stops it) several
+    beds are several Firebreak processes in one Slack workspace; ``slack`` is the bot's Slack
+    client (default: the one ``firebreak serve`` makes)."""
+    owns_emulator = emu is None
+    if emu is None:
+        emu = bed_emulator()
+        await emu.start()
     clock = clock or ManualClock()
     settings = bed_settings(database_url, emu, **(settings_overrides or {}))
-    app = create_web_app(settings, clock=clock)
+    app = create_web_app(settings, clock=clock, **({"slack": slack} if slack is not None else {}))
     # No access log, as `firebreak serve` runs (bot/cli.py): a request line can carry
     # ?token=<WEB_AUTH_TOKEN>, which must not reach a log (tests/support/leaks.py).
     server = TestServer(app, host="127.0.0.1")
     await server.start_server(access_log=None)
     http = aiohttp.ClientSession()
-    return Bed(emu=emu, server=server, http=http, clock=clock)
+    return Bed(emu=emu, server=server, http=http, clock=clock, owns_emulator=owns_emulator)
 
 
 async def stop_bed(bed: Bed) -> None:
     await bed.http.close()
     await bed.server.close()
-    await bed.emu.stop()
+    if bed.owns_emulator:
+        await bed.emu.stop()
