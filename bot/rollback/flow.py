@@ -61,7 +61,6 @@ from bot.slack.client import slack_error
 log = logging.getLogger(__name__)
 
 JobHandler = Callable[[Job], Awaitable[None]]
-ProviderFactory = Callable[[ServicePlaybook], RollbackProvider]
 
 
 class RollbackFlow:
@@ -85,7 +84,6 @@ class RollbackFlow:
         playbooks: Any,
         slack: AsyncWebClient,
         http: Callable[[], aiohttp.ClientSession | None],
-        provider_factory: ProviderFactory | None = None,
         worker_id: str = "rollback",
         wake: Callable[[], None] = lambda: None,
     ) -> None:
@@ -95,7 +93,6 @@ class RollbackFlow:
         self.playbooks = playbooks
         self.slack = slack
         self._http = http
-        self.provider_factory = provider_factory  # tests may inject e.g. FakeProvider
         self._providers: dict[tuple[str, int], RollbackProvider] = {}
         self.worker_id = worker_id
         self.wake = wake  # new steps wait as Slack jobs: wake the worker to post them now
@@ -140,8 +137,6 @@ class RollbackFlow:
 
     def provider_for(self, playbook: ServicePlaybook) -> RollbackProvider:
         """The playbook's provider (raises ProviderNotConfigured without its token)."""
-        if self.provider_factory is not None:
-            return self.provider_factory(playbook)
         kind = playbook.provider.type
         key = (kind, id(self.http))
         if key not in self._providers:

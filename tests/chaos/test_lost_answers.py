@@ -5,7 +5,7 @@ the next; these tests cut in between a Slack call that succeeded and the storing
 of its result, then let the job run again, and check that nothing is done twice:
 one channel (adopted only when it is provably ours), one card, one announcement,
 one bookmark. The cut is either a lost answer (the emulator drops the connection
-after acting: ``lose_answer_next``) or the process dying (``ProcessDied``, a
+after acting: ``lose_answer_next``) or the process dying (tests/support/crash.py, a
 BaseException that no handler catches, raised by the Slack client once Slack has
 answered; a second "process" on the same database and workspace takes over). The
 subprocess tests next to this file do the same with ``kill -9``.
@@ -24,6 +24,7 @@ from bot.incidents.models import EventKind, Incident, TimelineEvent
 from bot.jobs.models import Job, JobState
 from bot.slack import effects as slack_effects
 from tests.support.bed import ANNOUNCE, BOT_TOKEN, bed_emulator, start_bed, stop_bed
+from tests.support.crash import Deaths
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -164,10 +165,6 @@ async def test_a_step_whose_answer_was_lost_is_not_repeated(bed, step):
     assert len(_incident_channels(bed)) == 1
 
 
-class ProcessDied(BaseException):
-    """Stands for ``kill -9``: nothing after it runs, nothing uncommitted is kept."""
-
-
 class DyingSlackClient(AsyncWebClient):
     """The Slack client of a process that dies right after Slack answered ``method`` (for the
     calls ``where`` picks): Slack acted, the answer arrived, nothing was stored."""
@@ -175,19 +172,14 @@ class DyingSlackClient(AsyncWebClient):
     def __init__(self, method: str, where, **kwargs) -> None:
         super().__init__(**kwargs)
         self.dying = (method, where)
-        self.deaths: list[str] = []  # shared with the copies the bot makes of its client
-
-    @property
-    def died(self) -> bool:
-        return bool(self.deaths)
+        self.deaths = Deaths()  # shared with the copies the bot makes of its client
 
     async def api_call(self, api_method: str, **kwargs):
         answer = await super().api_call(api_method, **kwargs)
         method, where = self.dying
         sent = {**(kwargs.get("params") or {}), **(kwargs.get("json") or {}), **(kwargs.get("data") or {})}
         if not self.deaths and api_method == method and (where is None or where(sent)):
-            self.deaths.append(api_method)
-            raise ProcessDied(f"died once Slack had answered {api_method}")
+            self.deaths.die(f"once Slack had answered {api_method}")
         return answer
 
 
@@ -206,7 +198,8 @@ async def test_a_process_that_dies_after_a_step_at_slack_does_not_repeat_it(data
     try:
         sent = await first.command(f"open P1 {TITLE} service:api")
         assert sent.status == 200
-        await first.wait_for(lambda: dying.died and first.rt.background.pending == 0)
+        await first.wait_for(lambda: dying.deaths)
+        await dying.deaths.bury()
     finally:
         await stop_bed(first)
     second = await start_bed(database_url, emu=emu, clock=clock)

@@ -27,13 +27,10 @@ from bot.jobs.models import JobState
 from bot.pagers.base import Pager, PageRequest, PageResult
 from bot.playbooks.targets import Target
 from tests.escalation.conftest import AVA, BEN, CHEN, DANA, SQLITE_ONLY, START, Harness, make_harness
+from tests.support.crash import ProcessDied
 from tests.support.locks import LockLog
 
 LEASE = timedelta(minutes=2)
-
-
-class ProcessDied(BaseException):
-    """Stands for ``kill -9``: nothing after it runs and nothing uncommitted is kept."""
 
 
 class CrashingPager:

@@ -12,6 +12,7 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -37,7 +38,7 @@ CHEN = "U1H2J3K4L"  # platform group (owner)
 DANA = "U2D4N5A6K"  # owner by user
 ELI = "U3E7L8I9N"  # not an owner
 SERVICES = ("api", "worker", "web", "billing", "shop")  # render, railway, vercel, heroku, github-actions
-PROVIDER_OF = dict(zip(SERVICES, ("render", "railway", "vercel", "heroku", "github-actions")))
+PROVIDER_OF = dict(zip(SERVICES, ("render", "railway", "vercel", "heroku", "github-actions"), strict=True))
 
 
 # --------------------------------------------------------------------------- request validators
@@ -238,7 +239,7 @@ class World:
 
 async def start_world(database_url: str, tmp_path: Path, *, approvals: dict[str, int] | None = None,
                       clock: ManualClock | None = None, fakes: ProviderFakes | None = None,
-                      playbooks_dir: Path | None = None) -> World:
+                      playbooks_dir: Path | None = None, **runtime_options: Any) -> World:
     clock = clock or ManualClock()
     if fakes is None:
         fakes = ProviderFakes(clock=clock)
@@ -252,7 +253,8 @@ async def start_world(database_url: str, tmp_path: Path, *, approvals: dict[str,
         approvals = approvals if approvals is not None else {"P0": 0, "P1": 0, "P2": 1, "P3": 1}
         playbooks_dir = write_playbooks(tmp_path, fakes, approvals=approvals)
     bed = await start_bed(database_url, clock=clock,
-                          settings_overrides={**fakes.settings_overrides(), "playbooks_dir": str(playbooks_dir)})
+                          settings_overrides={**fakes.settings_overrides(), "playbooks_dir": str(playbooks_dir)},
+                          **runtime_options)
     flow_of(bed.rt).github_seconds_between_writes = None  # PyGithub's 1 s pause between writes
     return World(bed, fakes, clock, database_url, playbooks_dir)
 

@@ -18,7 +18,6 @@ from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp.test_utils import TestServer
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import ManualClock
 from bot.config import Settings
@@ -175,17 +174,17 @@ def bed_emulator() -> SlackEmulator:
 
 async def start_bed(database_url: str, *, settings_overrides: dict[str, Any] | None = None,
                     clock: ManualClock | None = None, emu: SlackEmulator | None = None,
-                    slack: AsyncWebClient | None = None):
+                    **runtime_options: Any):
     """The bot on ``database_url``. With ``emu`` (started by the caller, who stops it) several
-    beds are several Firebreak processes in one Slack workspace; ``slack`` is the bot's Slack
-    client (default: the one ``firebreak serve`` makes)."""
+    beds are several Firebreak processes in one Slack workspace. ``runtime_options`` go to
+    ``build_runtime`` (``slack``, ``http``: the clients crossing the machine's edge)."""
     owns_emulator = emu is None
     if emu is None:
         emu = bed_emulator()
         await emu.start()
     clock = clock or ManualClock()
     settings = bed_settings(database_url, emu, **(settings_overrides or {}))
-    app = create_web_app(settings, clock=clock, **({"slack": slack} if slack is not None else {}))
+    app = create_web_app(settings, clock=clock, **runtime_options)
     # No access log, as `firebreak serve` runs (bot/cli.py): a request line can carry
     # ?token=<WEB_AUTH_TOKEN>, which must not reach a log (tests/support/leaks.py).
     server = TestServer(app, host="127.0.0.1")
