@@ -389,11 +389,11 @@ class RollbackFlow:
         raise RetryLater(timedelta(seconds=wait), "following the rollback")
 
     def health_timing(self, playbook: ServicePlaybook) -> tuple[timedelta, timedelta]:
-        """(interval between samples, grace after live) for the playbook's ``settle``."""
+        """(interval between samples, grace after live) for the playbook's ``settle``: failures
+        in the first minute after live are warm-up, whatever ``settle`` is (README)."""
         settle = playbook.health_check.settle if playbook.health_check else timedelta(0)
         interval = max(timedelta(seconds=1), min(self.max_health_interval, settle / 6))
-        grace = min(self.max_health_grace, settle)
-        return interval, grace
+        return interval, self.max_health_grace
 
     async def _health_sample(self, rollback: Rollback, playbook: ServicePlaybook) -> None:
         check = playbook.health_check

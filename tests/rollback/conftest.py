@@ -102,7 +102,9 @@ def github_recording_validator(request: RecordedRequest) -> list[str]:
 # --------------------------------------------------------------------------- playbooks
 
 
-def write_playbooks(root: Path, fakes: ProviderFakes, *, approvals: dict[str, int], settle: str = "10s") -> Path:
+def write_playbooks(root: Path, fakes: ProviderFakes, *, approvals: dict[str, int], settle: str = "10s",
+                    health_urls: dict[str, str] | None = None) -> Path:
+    """One playbook per fake's service; ``health_urls`` replaces a service's health check URL."""
     folder = root / "playbooks"
     (folder / "services").mkdir(parents=True)
     for name in ("escalation.yaml", "oncall.yaml"):
@@ -113,7 +115,8 @@ def write_playbooks(root: Path, fakes: ProviderFakes, *, approvals: dict[str, in
             "description": f"{service['name']} on the {service['provider']['type']} fake",
             "owners": ["group:S0PLATFORM", f"user:{DANA}"],
             "provider": service["provider"],
-            "health_check": {"url": service["health_url"], "expect_status": 200, "timeout": "2s", "settle": settle},
+            "health_check": {"url": (health_urls or {}).get(service["name"], service["health_url"]),
+                             "expect_status": 200, "timeout": "2s", "settle": settle},
             "rollback": {"approvals": approvals},
             "runbook_url": f"https://wiki.example.com/runbooks/{service['name']}",
         }
@@ -239,7 +242,8 @@ class World:
 
 async def start_world(database_url: str, tmp_path: Path, *, approvals: dict[str, int] | None = None,
                       clock: ManualClock | None = None, fakes: ProviderFakes | None = None,
-                      playbooks_dir: Path | None = None, **runtime_options: Any) -> World:
+                      playbooks_dir: Path | None = None, health_urls: dict[str, str] | None = None,
+                      **runtime_options: Any) -> World:
     clock = clock or ManualClock()
     if fakes is None:
         fakes = ProviderFakes(clock=clock)
@@ -251,7 +255,7 @@ async def start_world(database_url: str, tmp_path: Path, *, approvals: dict[str,
         await fakes.start()
     if playbooks_dir is None:
         approvals = approvals if approvals is not None else {"P0": 0, "P1": 0, "P2": 1, "P3": 1}
-        playbooks_dir = write_playbooks(tmp_path, fakes, approvals=approvals)
+        playbooks_dir = write_playbooks(tmp_path, fakes, approvals=approvals, health_urls=health_urls)
     bed = await start_bed(database_url, clock=clock,
                           settings_overrides={**fakes.settings_overrides(), "playbooks_dir": str(playbooks_dir)},
                           **runtime_options)

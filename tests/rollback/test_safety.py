@@ -213,3 +213,26 @@ async def test_expiry_job_updates_the_preview(open_world):
     assert (await w.rollback()).state == RollbackStatus.EXPIRED
     assert any("expired" in line for line in w.thread())
     assert "Expired" in json.dumps(w.preview().blocks)
+
+
+@pytest.mark.parametrize("failure", ["an error", "no answer"])
+async def test_a_group_owner_is_refused_when_slack_cannot_list_the_group(open_world, failure):
+    """Owners through ``group:`` are read from Slack at the click; when Slack cannot list the
+    group, the check fails closed: the Confirm of a member of it is refused, nothing starts."""
+    w = open_world
+    await w.command("api", user=AVA)  # AVA owns `api` only through group:S0PLATFORM
+    if failure == "an error":
+        w.emu.fail_next("usergroups.users.list", "internal_error")
+    else:  # however often the client tries again, the answer never arrives
+        w.emu.lose_answer_next("usergroups.users.list", times=100)
+    reply = await w.click(AVA, ActionId.ROLLBACK_CONFIRM)
+    assert "cannot tell whether you are an owner of `api`" in reply and "Nothing was done" in reply
+    await w.bed.settle()
+    rollback = await w.rollback()
+    assert rollback.state == RollbackStatus.PREVIEW and rollback.confirmed_by is None
+    assert not w.trigger_requests("api")
+    assert await _count(w, Job, kind="rollback.trigger") == 0
+    # Once Slack lists the group again, the same owner gets through.
+    w.emu.clear_faults()
+    assert "You confirmed" in await w.click(AVA, ActionId.ROLLBACK_CONFIRM)
+    assert len(w.trigger_requests("api")) == 1
