@@ -2,11 +2,14 @@
 
 import asyncio
 import json
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from bot.incidents.models import Incident, TimelineEvent
+from bot.jobs.models import Job, JobState
+from bot.slack.effects import provision_key
 from bot.slack.ids import ActionId
 from tests.support.bed import ANNOUNCE, REPORTER
 
@@ -238,6 +241,30 @@ async def test_rate_limited_slack_is_retried_by_the_client(bed):
     number, reply = await _open(bed)
     assert "opened in" in reply and "failed" not in reply
     assert bed.incident_channel(number)
+
+
+@pytest.mark.parametrize("method", ["conversations.create", "pins.add"])
+async def test_the_set_up_job_honours_a_long_retry_after_without_waiting_in_place(bed, method):
+    """Slack answers a set-up step 429 with Retry-After: 30. The incident is recorded and the
+    user told which step is waiting; the job runs again 30 s later (the injected clock), not
+    before, and nothing sleeps 30 s meanwhile: the step was sent once before the reschedule."""
+    bed.emu.rate_limit_next(method, retry_after=30)
+    reply = await bed.run_command("open P1 checkout is failing service:api")
+    step = {"conversations.create": "creating the channel", "pins.add": "pinning the card"}[method]
+    assert "INC-1 opened" in reply and f"Slack failed while {step}: ratelimited" in reply, reply
+    assert [c.status for c in bed.emu.calls_to(method)] == [429]  # not waited out and resent
+    async with bed.rt.sessions() as s:
+        job = (await s.execute(select(Job).where(Job.dedup_key == provision_key(1)))).scalar_one()
+    assert job.state == JobState.PENDING and job.due_at == bed.clock.now() + timedelta(seconds=30)
+    bed.clock.advance(timedelta(seconds=29))
+    await bed.settle()
+    assert [c.status for c in bed.emu.calls_to(method)] == [429]
+    bed.clock.advance(timedelta(seconds=1))
+    await bed.settle()
+    assert [c.status for c in bed.emu.calls_to(method)] == [429, 200]
+    incident, kinds = await _timeline(bed, 1)
+    assert incident.is_provisioned and incident.setup_error is None
+    assert kinds.count("slack_error") == 1 and kinds.count("channel_created") == 1
 
 
 async def test_pins_and_pushpin_reactions_join_the_timeline_once(bed):

@@ -11,6 +11,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
+from bot.retry_after import parse_retry_after
 
 
 def slack_base_url(settings: Settings) -> str:
@@ -30,6 +31,31 @@ def make_slack_client(settings: Settings, *, timeout: int = 15) -> AsyncWebClien
             AsyncServerErrorRetryHandler(max_retry_count=2),
         ],
     )
+
+
+def slack_retry_after(exc: SlackApiError) -> float | None:
+    """The seconds of a rate-limited answer's ``Retry-After``, or None."""
+    headers = getattr(exc.response, "headers", None) or {}
+    value = next((v for k, v in headers.items() if str(k).lower() == "retry-after"), None)
+    if isinstance(value, list):  # slack_sdk's retry handlers see each header as a list
+        value = value[0] if value else None
+    return parse_retry_after(value)
+
+
+class ShortRateLimitRetry(AsyncRateLimitErrorRetryHandler):
+    """Waits out a 429 in place only when Slack asks for at most ``max_wait`` seconds; a longer
+    Retry-After comes back to the caller, which reschedules its job instead of holding it."""
+
+    def __init__(self, *, max_wait: float, max_retry_count: int = 2) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait = max_wait
+
+    async def _can_retry_async(self, *, state, request, response=None, error=None) -> bool:
+        if not await super()._can_retry_async(state=state, request=request, response=response, error=error):
+            return False
+        header = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
+        wait = parse_retry_after(header[0] if isinstance(header, list) and header else header)
+        return wait is None or wait <= self.max_wait
 
 
 def slack_error(exc: SlackApiError) -> str:

@@ -45,9 +45,10 @@ from bot.incidents import service as incidents
 from bot.incidents.models import EventKind, Incident, TimelineEvent
 from bot.jobs import service as jobs
 from bot.jobs.models import Job
+from bot.jobs.worker import RetryLater
 from bot.slack import blocks
 from bot.slack.channel_names import incident_channel_name
-from bot.slack.client import slack_error
+from bot.slack.client import ShortRateLimitRetry, slack_error, slack_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ SYNC_CARD = "slack.sync_card"
 POST_EVENT = "slack.post_event"
 NAME_ATTEMPTS = 10
 CREATE_SENDS = 3  # conversations.create sends per name, after answers that prove nothing
+SETUP_WAITS_IN_PLACE = 2.0  # seconds of Retry-After the set-up waits out itself; longer: rescheduled
 CARD_METADATA = "firebreak_incident_card"
 ANNOUNCEMENT_METADATA = "firebreak_incident_announcement"
 CLOCK_SKEW = timedelta(minutes=5)  # between this host's clock and Slack's
@@ -94,10 +96,16 @@ CardSection = Callable[[AsyncSession, Incident, datetime], Awaitable[list[dict]]
 
 
 class SlackStepFailed(Exception):
-    def __init__(self, step: str, error: str) -> None:
+    def __init__(self, step: str, error: str, *, retry_after: float | None = None) -> None:
         super().__init__(f"{step}: {error}")
         self.step = step
         self.error = error
+        self.retry_after = retry_after  # Slack said when to try again (a 429)
+
+    @classmethod
+    def from_slack(cls, step: str, exc: SlackApiError) -> SlackStepFailed:
+        rate_limited = getattr(exc.response, "status_code", None) == 429
+        return cls(step, slack_error(exc), retry_after=slack_retry_after(exc) if rate_limited else None)
 
 
 def _no_answer(exc: BaseException) -> str:
@@ -133,14 +141,19 @@ class SlackEffects:
         self.runbook_for = runbook_for
         self.card_sections: list[CardSection] = []
         self._bot_user_id: str | None = None
-        # The set-up's writes that Slack would do twice if sent twice (the channel, the card,
-        # the bookmark, the announcement) go through this client, which retries only 429s
-        # (nothing was done). After a lost connection or a 5xx Slack may have acted: the
-        # channel is settled by _create_channel, the rest by the job's next run, which looks
-        # at Slack before doing the step again.
+        # The set-up waits out a 429 in place only when it is short: after a longer Retry-After
+        # the job is rescheduled for that time (provision), instead of holding a worker and
+        # the reply to `/incident open`. The writes that Slack would do twice if sent twice
+        # (the channel, the card, the bookmark, the announcement) go through _once_client,
+        # which retries nothing else: after a lost connection or a 5xx Slack may have acted,
+        # so the channel is settled by _create_channel and the rest by the job's next run,
+        # which looks at Slack before doing the step again.
+        short_429 = ShortRateLimitRetry(max_wait=SETUP_WAITS_IN_PLACE)
+        self._setup_client = copy.copy(client)
+        self._setup_client.retry_handlers = [
+            short_429 if isinstance(h, AsyncRateLimitErrorRetryHandler) else h for h in client.retry_handlers or []]
         self._once_client = copy.copy(client)
-        self._once_client.retry_handlers = [
-            h for h in (client.retry_handlers or []) if isinstance(h, AsyncRateLimitErrorRetryHandler)]
+        self._once_client.retry_handlers = [short_429]
 
     def add_card_section(self, section: CardSection) -> None:
         """Let another concern (rollbacks, …) show its state on the incident card."""
@@ -193,12 +206,14 @@ class SlackEffects:
             incident = await self._provision_steps(incident, job)
         except SlackStepFailed as failure:
             await self._record_failure(incident.id, failure, first=job.attempts == 1)
+            if failure.retry_after is not None:  # rate limited: again when Slack said, not before
+                raise RetryLater(timedelta(seconds=max(failure.retry_after, 1.0)), str(failure)) from failure
             raise
         if incident.setup_error:
             await self._save(incident.id, setup_error=None)
 
     async def _provision_steps(self, incident: Incident, job: Job) -> Incident:
-        client = self.client
+        client = self._setup_client
         # An earlier run of this job may have done a step at Slack and died before storing it.
         retry = job.attempts > 1
         if not incident.channel_id:
@@ -208,7 +223,7 @@ class SlackEffects:
                 await client.conversations_invite(channel=incident.channel_id, users=incident.reporter_id)
             except SlackApiError as exc:
                 if slack_error(exc) not in ("already_in_channel", "cant_invite_self"):
-                    raise SlackStepFailed("inviting the reporter", slack_error(exc)) from exc
+                    raise SlackStepFailed.from_slack("inviting the reporter", exc) from exc
             incident = await self._save(incident.id, reporter_invited=True)
         if not incident.card_ts:
             card_ts = await self._find_posted(incident.channel_id, CARD_METADATA, incident) if retry else None
@@ -219,7 +234,7 @@ class SlackEffects:
                         blocks=await self.card_blocks(incident),
                         metadata=_metadata(CARD_METADATA, incident))
                 except SlackApiError as exc:
-                    raise SlackStepFailed("posting the incident card", slack_error(exc)) from exc
+                    raise SlackStepFailed.from_slack("posting the incident card", exc) from exc
                 except (TimeoutError, aiohttp.ClientError) as exc:
                     raise SlackStepFailed("posting the incident card", _no_answer(exc)) from exc
                 card_ts = posted["ts"]
@@ -229,14 +244,14 @@ class SlackEffects:
                 await client.pins_add(channel=incident.channel_id, timestamp=incident.card_ts)
             except SlackApiError as exc:
                 if slack_error(exc) != "already_pinned":
-                    raise SlackStepFailed("pinning the card", slack_error(exc)) from exc
+                    raise SlackStepFailed.from_slack("pinning the card", exc) from exc
             incident = await self._save(incident.id, card_pinned=True)
         if not incident.topic_set:
             try:
                 await client.conversations_setTopic(channel=incident.channel_id,
                                                     topic=blocks.channel_topic(incident))
             except SlackApiError as exc:
-                raise SlackStepFailed("setting the topic", slack_error(exc)) from exc
+                raise SlackStepFailed.from_slack("setting the topic", exc) from exc
             incident = await self._save(incident.id, topic_set=True)
         if not incident.runbook_bookmarked:
             runbook = self.runbook_for(incident.service)
@@ -245,7 +260,7 @@ class SlackEffects:
                     await self._once_client.bookmarks_add(channel_id=incident.channel_id, title="Runbook",
                                                           type="link", link=runbook)
                 except SlackApiError as exc:
-                    raise SlackStepFailed("bookmarking the runbook", slack_error(exc)) from exc
+                    raise SlackStepFailed.from_slack("bookmarking the runbook", exc) from exc
                 except (TimeoutError, aiohttp.ClientError) as exc:
                     raise SlackStepFailed("bookmarking the runbook", _no_answer(exc)) from exc
             incident = await self._save(incident.id, runbook_bookmarked=True)
@@ -260,7 +275,7 @@ class SlackEffects:
                                      blocks=blocks.announcement(incident),
                                      metadata=_metadata(ANNOUNCEMENT_METADATA, incident))
                 except SlackApiError as exc:
-                    raise SlackStepFailed("announcing the incident", slack_error(exc)) from exc
+                    raise SlackStepFailed.from_slack("announcing the incident", exc) from exc
                 except (TimeoutError, aiohttp.ClientError) as exc:
                     raise SlackStepFailed("announcing the incident", _no_answer(exc)) from exc
             incident = await self._save(incident.id, announced=True)
@@ -287,7 +302,7 @@ class SlackEffects:
                     if code == "name_taken":
                         break
                     if exc.response.status_code < 500 or send == CREATE_SENDS:
-                        raise SlackStepFailed("creating the channel", code) from exc
+                        raise SlackStepFailed.from_slack("creating the channel", exc) from exc
                 except (TimeoutError, aiohttp.ClientError) as exc:
                     if send == CREATE_SENDS:
                         unanswered.add(name)

@@ -22,6 +22,8 @@ from sqlalchemy import select
 
 from bot.clock import ManualClock
 from bot.emulator.providers import ProviderFakes, RecordedRequest
+from bot.export import service as exports
+from bot.export.models import FollowUp
 from bot.incidents.models import Incident, TimelineEvent
 from bot.rollback.install import flow_of
 from bot.rollback.models import Rollback, RollbackStatus, RollbackStep
@@ -225,6 +227,10 @@ class World:
     async def incident(self, incident_id: int) -> Incident:
         async with self.rt.sessions() as session:
             return await session.get(Incident, incident_id)
+
+    async def followups(self, incident_id: int) -> list[FollowUp]:
+        async with self.rt.sessions() as session:
+            return await exports.list_followups(session=session, incident=await session.get(Incident, incident_id))
 
     async def drive(self, *, until: set[RollbackStatus] | None = None, step: float = 5.0, max_steps: int = 60,
                     rollback_id: int | None = None) -> Rollback:

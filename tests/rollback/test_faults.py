@@ -147,6 +147,7 @@ async def test_health_check_failing_after_rollback_is_a_failure(w):
     assert events[-1].data["state"] == "failed" and events[-1].data["reason"] == "unhealthy"
     assert [e.data["state"] for e in events].count("failed") == 1
     assert any("FAILED its health check" in line for line in w.thread())
+    assert await w.followups(rollback.incident_id) == []  # nothing was rolled back for good
 
 
 @sqlite_only
