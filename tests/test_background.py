@@ -111,10 +111,7 @@ async def test_a_saturated_bot_answers_events_503_and_takes_the_redelivery(narro
     channel = bed.incident_channel(1).id
     await bed.emu.user_post_message(REPORTER, channel, "p99 is 4 s since 10:02")
     message = bed.emu.messages(channel)[-1]
-    pin = {"type": "pin_added", "user": REPORTER, "channel_id": channel,
-           "item": {"type": "message", "channel": channel,
-                    "message": {"type": "message", "user": REPORTER, "text": message.text, "ts": message.ts}},
-           "event_ts": message.ts}
+    pin = bed.pin_added(channel, message, by=REPORTER)
 
     release = hold_slack(bed, "conversations.create")
     try:

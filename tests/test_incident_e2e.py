@@ -122,7 +122,7 @@ async def test_open_alone_opens_the_modal_and_submission_opens_incident(bed):
     sent = await bed.command("open")
     assert sent.status == 200
     await bed.wait_for(lambda: bed.emu.views)
-    view = list(bed.emu.views.values())[0] if isinstance(bed.emu.views, dict) else bed.emu.views[0]
+    view = bed.emu.views[0]
     payload = bed.emu.view_submission(REPORTER, view.id, {
         "modal_severity": {"severity": {"type": "static_select", "selected_option": {"value": "P2"}}},
         "modal_title": {"title": {"type": "plain_text_input", "value": "Search is slow"}},
@@ -138,7 +138,7 @@ async def test_open_alone_opens_the_modal_and_submission_opens_incident(bed):
 async def test_modal_with_empty_title_is_refused_inline(bed):
     await bed.command("open")
     await bed.wait_for(lambda: bed.emu.views)
-    view = list(bed.emu.views.values())[0] if isinstance(bed.emu.views, dict) else bed.emu.views[0]
+    view = bed.emu.views[0]
     payload = bed.emu.view_submission(REPORTER, view.id, {
         "modal_severity": {"severity": {"type": "static_select", "selected_option": {"value": "P2"}}},
         "modal_title": {"title": {"type": "plain_text_input", "value": "   "}},
@@ -272,10 +272,7 @@ async def test_pins_and_pushpin_reactions_join_the_timeline_once(bed):
     channel = bed.incident_channel(number).id
     await bed.emu.user_post_message(OTHER, channel, "error rate is 40% on api")
     message = bed.emu.messages(channel)[-1]
-    pin_event = {"type": "pin_added", "user": REPORTER, "channel_id": channel,
-                 "item": {"type": "message", "channel": channel,
-                          "message": {"type": "message", "user": OTHER, "text": message.text, "ts": message.ts}},
-                 "event_ts": message.ts}
+    pin_event = bed.pin_added(channel, message, by=REPORTER)
     reaction = {"type": "reaction_added", "user": REPORTER, "reaction": "pushpin",
                 "item": {"type": "message", "channel": channel, "ts": message.ts}, "event_ts": message.ts}
     assert (await bed.event(pin_event, event_id="EvPIN1")).status == 200

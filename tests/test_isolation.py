@@ -49,6 +49,37 @@ def test_a_hostile_shell_and_dotenv_do_not_reach_a_test(tmp_path: Path) -> None:
     assert exposed.returncode == 1 and "FAILED test_probe.py::test_probe" in exposed.stdout, exposed.stdout
 
 
+SKIPPING = '''
+import pytest
+
+
+def test_needs_something_missing():
+    pytest.skip("Alertmanager is not installed")
+
+
+def test_runs():
+    pass
+'''
+
+
+def _run_skipping(folder: Path, ci: str) -> subprocess.CompletedProcess[str]:
+    (folder / "test_skipping.py").write_text(SKIPPING)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", os.devnull,
+         "--rootdir", str(folder), "-p", "tests.support.isolation", "test_skipping.py"],
+        cwd=folder, env={**os.environ, "PYTHONPATH": str(REPO), "CI": ci},
+        capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_a_skip_fails_the_run_in_ci_and_is_counted_everywhere(tmp_path: Path) -> None:
+    local = _run_skipping(tmp_path, "")
+    assert local.returncode == 0 and "firebreak: 1 skipped" in local.stdout, local.stdout
+    ci = _run_skipping(tmp_path, "true")
+    assert ci.returncode == 1 and "1 failed, 1 passed" in ci.stdout, ci.stdout
+    assert "skipped in CI, where every test must run: Alertmanager is not installed" in ci.stdout
+    assert "firebreak: 1 skipped (CI: each one failed the run)" in ci.stdout
+
+
 def test_settings_without_an_env_file_read_no_routing_key_from_dotenv(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("PAGERDUTY_ROUTING_KEY_PAYMENTS=from-the-dotenv-file\nPORT=4000\n")
     os.chdir(tmp_path)  # the isolation fixture puts the working directory back

@@ -88,10 +88,10 @@ async def test_missing_or_wrong_token_is_refused(emu: SlackEmulator) -> None:
 
 
 async def test_form_encoded_token_is_accepted(emu: SlackEmulator) -> None:
-    async with aiohttp.ClientSession() as session:
-        async with session.post(emu.api_url + "auth.test", data={"token": emu.bot_token}) as response:
-            assert response.status == 200
-            assert (await response.json())["ok"] is True
+    async with aiohttp.ClientSession() as session, \
+            session.post(emu.api_url + "auth.test", data={"token": emu.bot_token}) as response:
+        assert response.status == 200
+        assert (await response.json())["ok"] is True
 
 
 async def test_unknown_method(client: AsyncWebClient) -> None:

@@ -199,21 +199,23 @@ class ChaosWorld:
         env.update(self.extra_env)
         return env
 
+    def _spawn(self, port: int, log: Path) -> subprocess.Popen:
+        executable = Path(sys.executable).with_name("firebreak")
+        command = [str(executable), "serve"] if executable.exists() else [sys.executable, "-m", "bot.cli", "serve"]
+        with open(log, "wb") as out:
+            return subprocess.Popen(command, cwd=self.tmp, env=self.env(port), stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+
     async def start_bot(self) -> BotProcess:
         """``firebreak serve`` on the world's database; returns once /readyz says ready."""
         port = free_port()
         log = self.tmp / f"bot-{len(self.bots) + 1}.log"
-        executable = Path(sys.executable).with_name("firebreak")
-        command = [str(executable), "serve"] if executable.exists() else [sys.executable, "-m", "bot.cli", "serve"]
-        with open(log, "wb") as out:
-            process = subprocess.Popen(command, cwd=self.tmp, env=self.env(port), stdout=out,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
-        bot = BotProcess(process, port, log)
+        bot = BotProcess(self._spawn(port, log), port, log)
         self.bots.append(bot)
 
         async def ready() -> bool:
             if not bot.alive:
-                raise AssertionError(f"firebreak serve exited with {process.returncode}:\n{bot.tail()}")
+                raise AssertionError(f"firebreak serve exited with {bot.process.returncode}:\n{bot.tail()}")
             try:
                 async with self.http.get(bot.url + "/readyz") as resp:
                     return resp.status == 200

@@ -149,7 +149,7 @@ async def test_a_hanging_provider_is_given_up_on_after_the_request_timeout_and_p
 
 async def test_a_refused_event_is_final_and_not_retried(h, pd, sleeps):
     pd.routing_keys.clear()  # the key is no longer valid: 400
-    number, pages = await _level_one(h)
+    _, pages = await _level_one(h)
     assert pages["pagerduty:default"].outcome == PageOutcome.FAILED
     assert "refused the event" in pages["pagerduty:default"].detail
     assert len(pd.requests) == 1 and sleeps.waits == []
@@ -158,7 +158,7 @@ async def test_a_refused_event_is_final_and_not_retried(h, pd, sleeps):
 
 async def test_a_slack_dm_that_fails_does_not_stop_the_level(h, emu, pd):
     emu.fail_next("conversations.open", error="user_disabled")
-    number, pages = await _level_one(h)
+    _, pages = await _level_one(h)
     assert pages[f"user:{CHEN}"].outcome == PageOutcome.FAILED
     assert "user_disabled" in pages[f"user:{CHEN}"].detail
     assert pages["pagerduty:default"].outcome == PageOutcome.SENT

@@ -120,6 +120,15 @@ class Bed:
             if retry_num else None
         return await self.post(body, content_type="application/json", headers=headers)
 
+    @staticmethod
+    def pin_added(channel: str, message: Any, *, by: str) -> dict[str, Any]:
+        """The Events API ``pin_added`` event of the emulator's ``message`` pinned by ``by``."""
+        return {"type": "pin_added", "user": by, "channel_id": channel,
+                "item": {"type": "message", "channel": channel,
+                         "message": {"type": "message", "user": message.user, "text": message.text,
+                                     "ts": message.ts}},
+                "event_ts": message.ts}
+
     async def wait_for(self, condition: Callable[[], Any], *, timeout: float = 10) -> Any:
         deadline = time.monotonic() + timeout
         while True:

@@ -2,12 +2,13 @@
 registered in tests/conftest.py).
 
 The environment
-    Every variable Firebreak reads is removed for each test: the fields of
-    :class:`bot.config.Settings` (the list is the class's, never written out here) and the
-    ``PAGERDUTY_ROUTING_KEY_<NAME>`` family. Each test runs in its own empty working
-    directory, so neither a ``.env`` nor a ``./firebreak.db`` or ``./playbooks`` of the
-    developer's is found. A variable the code under test sets (the demo sets a routing key)
-    is removed again after the test. ``.ci/hostile-env`` runs a command with every such
+    Every variable Firebreak reads is removed: the fields of :class:`bot.config.Settings`
+    (the list is the class's, never written out here) and the ``PAGERDUTY_ROUTING_KEY_<NAME>``
+    family, once when the session starts (so module and session fixtures, and the processes
+    they start, never see them) and again around each test. The session, then each test,
+    runs in its own empty working directory, so neither a ``.env`` nor a ``./firebreak.db``
+    or ``./playbooks`` of the developer's is found. A variable the code under test sets (the
+    demo sets a routing key) is removed again after the test. ``.ci/hostile-env`` runs a command with every such
     variable set to junk and a junk ``.env`` in the working directory: ``.ci/run`` runs the
     suite that way.
 
@@ -46,44 +47,65 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
+def _remove_firebreak_variables() -> dict[str, str]:
+    return {name: os.environ.pop(name) for name in list(os.environ) if is_firebreak_variable(name)}
+
+
+_SHELL: dict[str, str] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _SHELL.update(_remove_firebreak_variables())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _remove_firebreak_variables()
+    os.environ.update(_SHELL)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_session_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path_factory.mktemp("session-cwd"))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    for name in list(os.environ):
-        if is_firebreak_variable(name):
-            monkeypatch.delenv(name)
+    _remove_firebreak_variables()
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     yield
-    for name in list(os.environ):  # set by the code under test: monkeypatch does not know them
-        if is_firebreak_variable(name):
-            del os.environ[name]
+    _remove_firebreak_variables()  # set by the code under test
 
 
-class SkipPlugin:
-    def __init__(self) -> None:
-        self.skipped: list[str] = []
-        self.ci = in_ci()
+_SKIPPED: list[str] = []
 
-    def _count(self, report: pytest.CollectReport | pytest.TestReport, where: str) -> None:
-        if not report.skipped or hasattr(report, "wasxfail"):
-            return
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        self.skipped.append(f"{where}: {reason}")
-        if self.ci:
-            report.outcome = "failed"
-            report.longrepr = f"skipped in CI, where every test must run: {reason}"
 
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
-        outcome = yield
-        self._count(outcome.get_result(), item.nodeid)
+def _count_skip(report: pytest.CollectReport | pytest.TestReport, where: str) -> None:
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    _SKIPPED.append(f"{where}: {reason}")
+    if in_ci():
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where every test must run: {reason}"
 
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_make_collect_report(self, collector: pytest.Collector) -> Iterator[None]:
-        outcome = yield
-        self._count(outcome.get_result(), collector.nodeid)
 
-    def pytest_terminal_summary(self, terminalreporter) -> None:
-        verdict = " (CI: each one failed the run)" if self.ci and self.skipped else ""
-        terminalreporter.line(f"firebreak: {len(self.skipped)} skipped{verdict}")
-        for line in self.skipped:
-            terminalreporter.line(f"  skipped {line}")
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    _count_skip(outcome.get_result(), item.nodeid)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    outcome = yield
+    _count_skip(outcome.get_result(), collector.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    verdict = " (CI: each one failed the run)" if in_ci() and _SKIPPED else ""
+    terminalreporter.line(f"firebreak: {len(_SKIPPED)} skipped{verdict}")
+    for line in _SKIPPED:
+        terminalreporter.line(f"  skipped {line}")
