@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -137,7 +137,7 @@ class FakeHttpService:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> FakeHttpService:
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:

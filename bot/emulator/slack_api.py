@@ -10,13 +10,14 @@ API envelopes to ``on_event``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from aiohttp import web
 
@@ -209,7 +210,7 @@ class SlackEmulator:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> SlackEmulator:
+    async def __aenter__(self) -> Self:
         if self._runner is None:
             await self.start()
         return self
@@ -273,7 +274,7 @@ class SlackEmulator:
                 outcome = self.validator(method, params)
                 if inspect.isawaitable(outcome):
                     await outcome
-            except Exception as exc:  # any complaint of the hook is a violation, whatever its type
+            except Exception as exc:  # noqa: BLE001 - any complaint of the hook is a violation, whatever its type
                 self.violations.append(Violation(method, params, str(exc)))
                 return 200, SlackApiFailure("invalid_arguments", f"[ERROR] {exc}").to_body(), {}
         if method in RETIRED_METHODS:
@@ -962,10 +963,8 @@ def _decode_json_params(raw: dict[str, Any]) -> dict[str, Any]:
     for key in JSON_PARAMS & params.keys():
         value = params[key]
         if isinstance(value, str) and value.strip():
-            try:
-                params[key] = json.loads(value)
-            except json.JSONDecodeError:
-                pass  # left as text: the method answers invalid_blocks_format / invalid_arguments
+            with contextlib.suppress(json.JSONDecodeError):  # left as text: the method answers
+                params[key] = json.loads(value)  # invalid_blocks_format / invalid_arguments
     return params
 
 
@@ -976,7 +975,7 @@ async def _read_response_payload(request: web.Request) -> dict[str, Any]:
         form = await request.post()
         body = json.loads(str(form["payload"])) if "payload" in form else dict(form)
     if not isinstance(body, dict):
-        raise ValueError("the payload must be a JSON object")
+        raise ValueError("the payload must be a JSON object")  # noqa: TRY004 - answered 400 like bad JSON
     if isinstance(body.get("blocks"), str):
         body["blocks"] = json.loads(body["blocks"])
     return body

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -33,13 +36,17 @@ def make_slack_client(settings: Settings, *, timeout: int = 15) -> AsyncWebClien
     )
 
 
+def _retry_after_header(headers: Mapping[str, Any] | None) -> float | None:
+    """Seconds of a ``Retry-After`` header (slack_sdk's retry handlers see each value as a list)."""
+    value = next((v for k, v in (headers or {}).items() if str(k).lower() == "retry-after"), None)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return parse_retry_after(None if value is None else str(value))
+
+
 def slack_retry_after(exc: SlackApiError) -> float | None:
     """The seconds of a rate-limited answer's ``Retry-After``, or None."""
-    headers = getattr(exc.response, "headers", None) or {}
-    value = next((v for k, v in headers.items() if str(k).lower() == "retry-after"), None)
-    if isinstance(value, list):  # slack_sdk's retry handlers see each header as a list
-        value = value[0] if value else None
-    return parse_retry_after(value)
+    return _retry_after_header(getattr(exc.response, "headers", None))
 
 
 class ShortRateLimitRetry(AsyncRateLimitErrorRetryHandler):
@@ -53,8 +60,7 @@ class ShortRateLimitRetry(AsyncRateLimitErrorRetryHandler):
     async def _can_retry_async(self, *, state, request, response=None, error=None) -> bool:
         if not await super()._can_retry_async(state=state, request=request, response=response, error=error):
             return False
-        header = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
-        wait = parse_retry_after(header[0] if isinstance(header, list) and header else header)
+        wait = _retry_after_header(response.headers)
         return wait is None or wait <= self.max_wait
 
 
