@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -135,9 +136,13 @@ async def test_a_target_that_keeps_failing_is_reported_and_the_level_goes_on(h, 
     assert len(h.page_dms(AVA, number)) == 1
 
 
-async def test_a_hanging_provider_is_given_up_on_after_the_request_timeout_and_put_off(h, pd, sleeps):
+async def test_a_hanging_provider_is_given_up_on_after_the_request_timeout_and_put_off(h, pd, sleeps, loop_clock):
     pd.faults.add(Fault.HANG, times=2)
-    number, pages = await _level_one(h)
+    level = asyncio.create_task(_level_one(h))
+    for tries in (1, 2):  # PagerDuty holds each try until the request timeout (the loop's clock)
+        await loop_clock.when(lambda tries=tries: len(pd.requests) == tries)
+        loop_clock.advance(ESCALATION_RETRY.request_timeout)
+    number, pages = await asyncio.wait_for(level, 20)
     assert "pagerduty:default" not in pages and pages[f"user:{CHEN}"].outcome == PageOutcome.DELIVERED
     [job] = await _level_one_job(h)
     assert f"no answer within {ESCALATION_RETRY.request_timeout:g}s" in job.last_error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,6 +20,7 @@ from bot.pagers.http import RetryPolicy
 from bot.pagers.pagerduty import SEVERITY_MAP, PagerDutyPager, build_event
 from tests.pagers.conftest import PD_KEY, RecordedSleep, make_request
 from tests.shared_specs import spec_path
+from tests.support.loop_clock import LoopClock
 
 SPEC_URI = "urn:pagerduty:events-v2"
 ENQUEUE_SCHEMA_POINTER = "/paths/~1enqueue/post/requestBody/content/application~1json/schema"
@@ -141,9 +143,13 @@ async def test_a_long_retry_after_is_handed_back_not_slept(http: aiohttp.ClientS
     assert sleeps.waits == [] and len(pd.requests) == 1 and pd.incident_history == []
 
 
-async def test_hang_once_then_success(http: aiohttp.ClientSession, pd: PagerDutyFake, retry: RetryPolicy, sleeps: RecordedSleep) -> None:
-    pd.faults.add(Fault.HANG)  # no answer within the policy's request timeout (4 s)
-    assert (await pager(http, pd, retry).page("pagerduty:default", make_request())).delivered
+async def test_hang_once_then_success(http: aiohttp.ClientSession, pd: PagerDutyFake, retry: RetryPolicy,
+                                      sleeps: RecordedSleep, loop_clock: LoopClock) -> None:
+    pd.faults.add(Fault.HANG)
+    paging = asyncio.create_task(pager(http, pd, retry).page("pagerduty:default", make_request()))
+    await loop_clock.when(lambda: pd.requests)  # PagerDuty holds the event, unanswered
+    loop_clock.advance(retry.request_timeout)  # the try is abandoned, and the event sent again
+    assert (await asyncio.wait_for(paging, 20)).delivered
     assert len(pd.incidents_for("firebreak-INC-12")) == 1
     assert [r.fault for r in pd.requests] == [Fault.HANG, None] and sleeps.waits == [0.5]
 
