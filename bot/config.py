@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import re
 from functools import cached_property
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import AnyHttpUrl, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.sources import ENV_FILE_SENTINEL
 
 ROUTING_KEY_PREFIX = "PAGERDUTY_ROUTING_KEY_"
 _CHANNEL_PREFIX = re.compile(r"^[a-z0-9][a-z0-9_-]{0,20}$")
@@ -106,20 +108,21 @@ class Settings(BaseSettings):
     def display_zone(self) -> ZoneInfo:
         return ZoneInfo(self.display_timezone)
 
-    @cached_property
+    def __init__(self, **values: Any) -> None:
+        # The routing keys are read when the other fields are, from the same sources:
+        # the environment, and the .env file(s) unless ``_env_file=None`` turned them off.
+        env_file = values.get("_env_file", ENV_FILE_SENTINEL)
+        super().__init__(**values)
+        if env_file is ENV_FILE_SENTINEL:
+            env_file = self.model_config.get("env_file")
+        self._routing_keys = _routing_keys(env_file)
+
+    _routing_keys: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
+
+    @property
     def pagerduty_routing_keys(self) -> dict[str, SecretStr]:
         """``PAGERDUTY_ROUTING_KEY_<NAME>`` from the environment and ``.env``, by lower-case name."""
-        found: dict[str, SecretStr] = {}
-        env_file = self.model_config.get("env_file")
-        sources: list[dict[str, str | None]] = []
-        if env_file and os.path.exists(str(env_file)):
-            sources.append(dotenv_values(str(env_file)))
-        sources.append(dict(os.environ))
-        for source in sources:
-            for key, value in source.items():
-                if key.upper().startswith(ROUTING_KEY_PREFIX) and value:
-                    found[key[len(ROUTING_KEY_PREFIX):].lower()] = SecretStr(value)
-        return found
+        return self._routing_keys
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for scrubbing logs and checking exports."""
@@ -149,6 +152,18 @@ class Settings(BaseSettings):
             missing.append("SLACK_SIGNING_SECRET (needed in HTTP mode to verify Slack's requests)")
         if missing:
             raise ConfigError("missing configuration: " + "; ".join(missing))
+
+
+def _routing_keys(env_file: object) -> dict[str, SecretStr]:
+    files = [env_file] if isinstance(env_file, (str, os.PathLike)) else list(env_file or ())  # type: ignore[call-overload]
+    sources: list[dict[str, str | None]] = [dotenv_values(f) for f in files if os.path.isfile(f)]
+    sources.append(dict(os.environ))  # the environment wins over .env, as for every other variable
+    found: dict[str, SecretStr] = {}
+    for source in sources:
+        for key, value in source.items():
+            if key.upper().startswith(ROUTING_KEY_PREFIX) and value:
+                found[key[len(ROUTING_KEY_PREFIX):].lower()] = SecretStr(value)
+    return found
 
 
 def load_settings(**overrides: object) -> Settings:

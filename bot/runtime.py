@@ -78,8 +78,12 @@ def build_runtime(
     clock: Clock | None = None,
     playbooks: Playbooks | None = None,
     slack: AsyncWebClient | None = None,
+    http: aiohttp.ClientSession | None = None,
 ) -> Runtime:
-    """Wire the parts together; nothing here touches the network or the database."""
+    """Wire the parts together; nothing here touches the network or the database.
+
+    ``slack`` and ``http`` (the session for providers and pagers, closed with the runtime)
+    default to the ones ``firebreak serve`` makes."""
     clock = clock or SystemClock()
     engine = create_engine(settings.database_url)
     sessions = create_sessionmaker(engine)
@@ -94,7 +98,8 @@ def build_runtime(
                       identity=identity,
                       people=People(slack, bot_user_id=identity.known_user_id),
                       background=BackgroundWork(concurrency=settings.work_concurrency,
-                                                queue_limit=settings.work_queue_limit))
+                                                queue_limit=settings.work_queue_limit),
+                      http=http)
     runtime.effects = SlackEffects(sessions=sessions, client=slack, settings=settings, clock=clock,
                                    runbook_for=runtime.runbook_for, identity=identity)
     for kind, handler in runtime.effects.handlers().items():

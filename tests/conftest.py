@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.db.migrate import upgrade_async
+from tests.support import isolation, loop_clock
 from tests.support.databases import create_pg_database, drop_pg_database, pg_url
 from tests.support.leaks import LEAKS, LeakPlugin
 
@@ -23,6 +24,13 @@ from tests.support.leaks import LEAKS, LeakPlugin
 def pytest_configure(config) -> None:
     # Suite-wide: no configured secret in any log, Slack call, database row or export.
     config.pluginmanager.register(LeakPlugin(), "firebreak-leaks")
+    # --- isolation and skips (tests/support/isolation.py) ---------------------------------
+    # Each test: no Firebreak variable from the shell, an empty working directory.
+    # In CI, a skip fails the run; the summary gives the skip count.
+    config.pluginmanager.register(isolation, "firebreak-isolation")
+    # The ``loop_clock`` fixture: request timeouts fire without waiting for them.
+    config.pluginmanager.register(loop_clock, "firebreak-loop-clock")
+    # --- end of isolation and skips ---------------------------------------------------------
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -9,14 +9,12 @@ import pytest
 from bot.config import ConfigError, load_settings
 from bot.durations import format_duration, parse_duration
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def _firebreak(*args: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PORT", "DATABASE_URL"))}
-    clean.update(env)
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=REPO, env=clean,
-                          capture_output=True, text=True, timeout=60, check=False)
+    # In the test's own empty working directory, without the shell's Firebreak variables
+    # (tests/support/isolation.py): the CLI sees only what the test gives it.
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], env={**os.environ, **env}, check=False,
+                          capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.parametrize("variable, value, named", [

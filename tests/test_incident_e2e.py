@@ -2,11 +2,14 @@
 
 import asyncio
 import json
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from bot.incidents.models import Incident, TimelineEvent
+from bot.jobs.models import Job, JobState
+from bot.slack.effects import provision_key
 from bot.slack.ids import ActionId
 from tests.support.bed import ANNOUNCE, REPORTER
 
@@ -44,7 +47,7 @@ async def test_open_sets_up_channel_card_bookmark_and_announcement(bed):
     channel = bed.incident_channel(1)
     assert channel.name == "inc-1-checkout-is-failing"
     assert REPORTER in channel.members
-    assert "INC-1 P1 open" in channel.topic["value"] if isinstance(channel.topic, dict) else "INC-1" in str(channel.topic)
+    assert channel.topic == "INC-1 P1 open: Checkout is failing"
     card = bed.card(channel.id)
     actions = [e["action_id"] for b in card.blocks if b["type"] == "actions" for e in b["elements"]]
     assert actions == [ActionId.INCIDENT_ACK, ActionId.INCIDENT_RESOLVE, ActionId.INCIDENT_CHANGE_SEVERITY]
@@ -119,7 +122,7 @@ async def test_open_alone_opens_the_modal_and_submission_opens_incident(bed):
     sent = await bed.command("open")
     assert sent.status == 200
     await bed.wait_for(lambda: bed.emu.views)
-    view = next(iter(bed.emu.views.values())) if isinstance(bed.emu.views, dict) else bed.emu.views[0]
+    view = bed.emu.views[0]
     payload = bed.emu.view_submission(REPORTER, view.id, {
         "modal_severity": {"severity": {"type": "static_select", "selected_option": {"value": "P2"}}},
         "modal_title": {"title": {"type": "plain_text_input", "value": "Search is slow"}},
@@ -135,7 +138,7 @@ async def test_open_alone_opens_the_modal_and_submission_opens_incident(bed):
 async def test_modal_with_empty_title_is_refused_inline(bed):
     await bed.command("open")
     await bed.wait_for(lambda: bed.emu.views)
-    view = next(iter(bed.emu.views.values())) if isinstance(bed.emu.views, dict) else bed.emu.views[0]
+    view = bed.emu.views[0]
     payload = bed.emu.view_submission(REPORTER, view.id, {
         "modal_severity": {"severity": {"type": "static_select", "selected_option": {"value": "P2"}}},
         "modal_title": {"title": {"type": "plain_text_input", "value": "   "}},
@@ -240,33 +243,45 @@ async def test_rate_limited_slack_is_retried_by_the_client(bed):
     assert bed.incident_channel(number)
 
 
+@pytest.mark.parametrize("method", ["conversations.create", "pins.add"])
+async def test_the_set_up_job_honours_a_long_retry_after_without_waiting_in_place(bed, method):
+    """Slack answers a set-up step 429 with Retry-After: 30. The incident is recorded and the
+    user told which step is waiting; the job runs again 30 s later (the injected clock), not
+    before, and nothing sleeps 30 s meanwhile: the step was sent once before the reschedule."""
+    bed.emu.rate_limit_next(method, retry_after=30)
+    reply = await bed.run_command("open P1 checkout is failing service:api")
+    step = {"conversations.create": "creating the channel", "pins.add": "pinning the card"}[method]
+    assert "INC-1 opened" in reply and f"Slack failed while {step}: ratelimited" in reply, reply
+    assert [c.status for c in bed.emu.calls_to(method)] == [429]  # not waited out and resent
+    async with bed.rt.sessions() as s:
+        job = (await s.execute(select(Job).where(Job.dedup_key == provision_key(1)))).scalar_one()
+    assert job.state == JobState.PENDING and job.due_at == bed.clock.now() + timedelta(seconds=30)
+    bed.clock.advance(timedelta(seconds=29))
+    await bed.settle()
+    assert [c.status for c in bed.emu.calls_to(method)] == [429]
+    bed.clock.advance(timedelta(seconds=1))
+    await bed.settle()
+    assert [c.status for c in bed.emu.calls_to(method)] == [429, 200]
+    incident, kinds = await _timeline(bed, 1)
+    assert incident.is_provisioned and incident.setup_error is None
+    assert kinds.count("slack_error") == 1 and kinds.count("channel_created") == 1
+
+
 async def test_pins_and_pushpin_reactions_join_the_timeline_once(bed):
     number, _ = await _open(bed)
     channel = bed.incident_channel(number).id
     await bed.emu.user_post_message(OTHER, channel, "error rate is 40% on api")
     message = bed.emu.messages(channel)[-1]
-    pin_event = {"type": "pin_added", "user": REPORTER, "channel_id": channel,
-                 "item": {"type": "message", "channel": channel,
-                          "message": {"type": "message", "user": OTHER, "text": message.text, "ts": message.ts}},
-                 "event_ts": message.ts}
+    pin_event = bed.pin_added(channel, message, by=REPORTER)
     reaction = {"type": "reaction_added", "user": REPORTER, "reaction": "pushpin",
                 "item": {"type": "message", "channel": channel, "ts": message.ts}, "event_ts": message.ts}
     assert (await bed.event(pin_event, event_id="EvPIN1")).status == 200
     assert (await bed.event(pin_event, event_id="EvPIN1", retry_num=1)).status == 200  # Slack's retry
     assert (await bed.event(reaction, event_id="EvREACT1")).status == 200
-    await bed.wait_for(lambda: bed.emu.calls_to("conversations.history"))  # the reaction was handled
-
-    async def pinned():
-        async with bed.rt.sessions() as s:
-            return (await s.execute(select(TimelineEvent).where(
-                TimelineEvent.kind == "pinned_message"))).scalars().all()
-
-    for _ in range(50):  # listeners run after the ack
-        if await pinned():
-            break
-        await asyncio.sleep(0.02)
-    await asyncio.sleep(0.1)
-    events = await pinned()
+    await bed.settle()  # the three deliveries were worked on (listeners run after the ack)
+    async with bed.rt.sessions() as s:
+        events = (await s.execute(select(TimelineEvent).where(
+            TimelineEvent.kind == "pinned_message"))).scalars().all()
     assert len(events) == 1
     assert abs(events[0].occurred_at.timestamp() - float(message.ts)) < 0.001
     assert events[0].actor == OTHER and "40%" in events[0].text

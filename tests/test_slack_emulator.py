@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -487,14 +486,20 @@ async def test_rate_limit_fraction_is_reproducible(emu: SlackEmulator) -> None:
 
 
 async def test_delay(emu: SlackEmulator, client: AsyncWebClient) -> None:
+    waits: list[tuple[float, int]] = []  # (seconds, calls answered when the wait began)
+
+    async def recorded(seconds: float) -> None:
+        waits.append((seconds, len(emu.calls_to("auth.test"))))
+
+    emu.sleep = recorded
     emu.delay("auth.test", 0.2)
-    started = time.monotonic()
     await client.auth_test()
-    assert time.monotonic() - started >= 0.2
+    assert waits == [(0.2, 0)]  # waited before the call was answered
+    await client.users_list()
+    assert waits == [(0.2, 0)]  # other methods are not delayed
     emu.delay("auth.test", 0)
-    started = time.monotonic()
     await client.auth_test()
-    assert time.monotonic() - started < 0.2
+    assert waits == [(0.2, 0)] and len(emu.calls_to("auth.test")) == 2
 
 
 # -- files -----------------------------------------------------------------------------------

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import timedelta
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from bot.clock import ManualClock
 from bot.db.engine import create_engine, create_sessionmaker, transaction
@@ -53,15 +54,32 @@ async def test_an_outcome_that_cannot_be_recorded_is_logged_and_the_job_comes_ba
 async def test_an_unreachable_database_is_reported_once_per_outage(tmp_path, caplog):
     url = f"sqlite+aiosqlite:///{tmp_path / 'not-yet' / 'firebreak.db'}"  # folder missing: down
     engine = create_engine(url)
+    polls = {"connect": 0, "claim": 0}  # the worker's tries to connect, and its claims that ran
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def connecting(*_args) -> None:
+        polls["connect"] += 1
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def claimed(_conn, _cursor, statement, *_args) -> None:
+        if "FROM jobs" in statement:
+            polls["claim"] += 1
+
+    async def until(what: str, count: int) -> None:  # counted, not timed: slow machines poll less
+        deadline = time.monotonic() + 20
+        while polls[what] < count:
+            assert time.monotonic() < deadline, (what, polls)
+            await asyncio.sleep(0.01)
+
     worker = Worker(sessions=create_sessionmaker(engine), clock=ManualClock(), handlers={},
                     poll_seconds=0.01)
     try:
         with caplog.at_level(logging.INFO, logger="bot.jobs.worker"):
             worker.start()
-            await asyncio.sleep(0.3)  # about 30 polls fail
+            await until("connect", 10)  # ten polls failed
             (tmp_path / "not-yet").mkdir()
             await upgrade_async(url)
-            await asyncio.sleep(0.2)
+            await until("claim", 10)  # ten polls reached it again
             await worker.stop()
         messages = [r.getMessage() for r in caplog.records if r.name == "bot.jobs.worker"]
         assert sum("cannot reach the database" in m for m in messages) == 1, messages

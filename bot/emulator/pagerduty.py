@@ -94,6 +94,7 @@ class RecordedRequest:
     headers: dict[str, str]
     text: str
     fault: Fault | None = None
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def json(self) -> Any:

@@ -108,6 +108,13 @@ class _RateLimitFraction:
     rng: random.Random = field(default_factory=random.Random)
 
 
+@dataclass
+class _LostAnswer:
+    method: str
+    remaining: int
+    where: Callable[[dict[str, Any]], bool] | None = None
+
+
 class SlackEmulator:
     """An in-memory Slack workspace behind a Web API that ``AsyncWebClient(base_url=emu.api_url)`` accepts."""
 
@@ -133,8 +140,10 @@ class SlackEmulator:
         trigger_ttl: float = 3.0,
         response_url_ttl: float = 30 * 60,
         id_seed: int = 0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.bot_token = bot_token
+        self.sleep = sleep  # how a delay (``delay()``) is waited: tests pass a recording one
         self.verification_token = verification_token
         self.validator = validator
         self.on_event = on_event
@@ -171,6 +180,7 @@ class SlackEmulator:
         self._faults: dict[str, list[_Fault]] = {}
         self._fractions: dict[str, _RateLimitFraction] = {}
         self._delays: dict[str, float] = {}
+        self._lost_answers: list[_LostAnswer] = []
         self._listeners: list[ChangeListener] = []
         self._listener_tasks: set[asyncio.Task[Any]] = set()
         self._base_url: str | None = None
@@ -188,6 +198,10 @@ class SlackEmulator:
         app.router.add_post("/response/{token}", self._handle_response_url)
         app.router.add_get("/link/", self.socket_mode.handle)
         return app
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> SlackEmulator:
         """Serve on ``host:port`` (port 0 picks a free port)."""
@@ -248,7 +262,13 @@ class SlackEmulator:
         raw.pop("token", None)
         params = _decode_json_params(raw)
         status, body, headers = await self._dispatch(method, token, params)
-        return self._answer(method, params, status, body, headers)
+        response = self._answer(method, params, status, body, headers)
+        if self._take_lost_answer(method, params):
+            # Slack did the work; the connection drops before the answer leaves.
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError()
+        return response
 
     def _answer(
         self, method: str, params: dict[str, Any], status: int, body: dict[str, Any], headers: dict[str, str]
@@ -261,7 +281,7 @@ class SlackEmulator:
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         delay = self._delays.get(method, self._delays.get("*", 0.0))
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self.sleep(delay)
         if not token:
             return 200, {"ok": False, "error": "not_authed"}, {}
         if token not in self._tokens and token not in self._app_tokens:
@@ -410,6 +430,20 @@ class SlackEmulator:
         """The next ``times`` calls to ``method`` answer HTTP 429 ``ratelimited`` with ``Retry-After``."""
         self._faults.setdefault(method, []).append(_Fault("rate_limit", times, retry_after=retry_after))
 
+    def lose_answer_next(self, method: str, *, times: int = 1,
+                         where: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        """The next ``times`` calls to ``method`` (whose parameters satisfy ``where``) are
+        carried out, then the connection is dropped before the answer is sent: the client
+        cannot know that Slack acted."""
+        self._lost_answers.append(_LostAnswer(method, times, where))
+
+    def _take_lost_answer(self, method: str, params: dict[str, Any]) -> bool:
+        for lost in self._lost_answers:
+            if lost.method == method and lost.remaining > 0 and (lost.where is None or lost.where(params)):
+                lost.remaining -= 1
+                return True
+        return False
+
     def rate_limit_fraction(
         self, method: str, fraction: float, retry_after: int = 1, *, seed: int | None = None
     ) -> None:
@@ -428,6 +462,7 @@ class SlackEmulator:
 
     def clear_faults(self) -> None:
         self._faults.clear()
+        self._lost_answers.clear()
         self._fractions.clear()
         self._delays.clear()
 

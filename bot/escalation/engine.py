@@ -34,10 +34,12 @@ by the mirror job like recorded ones.
 
 The row lock is held while one page is sent, so nothing in a send may wait
 long: the pagers' in-place retries are short (:data:`ESCALATION_RETRY`, the
-Slack page client has none), and a provider that answers 429 with a
-``Retry-After`` longer than a second, or a transient Slack failure, puts the
-page off (``PagerError.defer``): the step's other recipients are still paged,
-and the job is rescheduled (``RetryLater``) at the Retry-After, at most
+Slack page client has none). A provider that answers 429 with a
+``Retry-After`` longer than a second is not waited on (``PagerError.defer``),
+and any transient failure left after the in-place retries (5xx, timeouts,
+resets, a transient Slack error) puts the page off: the step's other
+recipients are still paged, and the job is rescheduled (``RetryLater``) at the
+Retry-After, else with a back-off from :data:`DEFER_BACKOFF`, at most
 :data:`MAX_DEFERRALS` times before the page is reported as failed. An
 acknowledgement cancels the rescheduled job like any pending level.
 """
@@ -280,7 +282,7 @@ class EscalationEngine:
             try:
                 result = await pager_for(self.pagers, recipient.recipient).page(recipient.recipient, request)
             except PagerError as exc:
-                if exc.defer and attempt.deferrals < MAX_DEFERRALS:
+                if exc.transient and attempt.deferrals < MAX_DEFERRALS:
                     count = await service.defer_page_attempt(session=session, attempt=attempt,
                                                              detail=exc.detail, now=self.clock.now())
                     delay = self._defer_delay(exc, count)

@@ -34,8 +34,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.pagers.base import PageRequest, PagerError, PageResult, PersonDelivery, split_target
 from bot.pagers.slack_blocks import build_page_blocks, page_fallback_text
-from bot.retry_after import parse_retry_after
-from bot.slack.client import slack_error
+from bot.slack.client import slack_error, slack_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +87,6 @@ def page_metadata(request: PageRequest) -> dict[str, Any] | None:
     return {"event_type": PAGE_EVENT_TYPE, "event_payload": payload}
 
 
-def _retry_after(exc: SlackApiError) -> float | None:
-    headers = getattr(exc.response, "headers", None) or {}
-    value = next((v for k, v in headers.items() if str(k).lower() == "retry-after"), None)
-    return parse_retry_after(value)
-
-
 def pager_error(exc: Exception, target: str, doing: str) -> PagerError:
     """Turn a Slack client failure into a PagerError, transient (to be tried later) or final."""
     if isinstance(exc, SlackApiError):
@@ -104,7 +97,7 @@ def pager_error(exc: Exception, target: str, doing: str) -> PagerError:
         transient = code in TRANSIENT_SLACK_ERRORS or status == 429 or status >= 500
         hint = _HINTS.get(code)
         detail = f"{code} ({hint})" if hint else code
-        retry_after = _retry_after(exc) if status == 429 or code in ("ratelimited", "rate_limited") else None
+        retry_after = slack_retry_after(exc) if status == 429 or code in ("ratelimited", "rate_limited") else None
         if retry_after is not None:
             detail += f", retry after {retry_after:g}s"
         return PagerError(f"Slack {doing} failed for {target!r}: {detail}", transient=transient, target=target,

@@ -54,23 +54,6 @@ class RetryPolicy:
     connect_timeout: float = 5.0
     sleep: Sleep = field(default=asyncio.sleep, compare=False)
 
-    @classmethod
-    def for_tests(cls, *, sleep: Sleep | None = None, timeout: float = 2.0, max_attempts: int = 4) -> RetryPolicy:
-        """Tiny waits (a few ms at most) for tests; ``sleep`` can record them instead."""
-
-        async def _no_wait(_: float) -> None:
-            await asyncio.sleep(0)
-
-        return cls(
-            max_attempts=max_attempts,
-            initial_wait=0.001,
-            max_wait=0.005,
-            jitter=0.0,
-            timeout=timeout,
-            connect_timeout=min(1.0, timeout),
-            sleep=_no_wait if sleep is None else sleep,
-        )
-
     def backoff(self, attempt: int) -> float:
         """The exponential wait after ``attempt`` failed attempts (1-based)."""
         base = min(self.max_wait, self.initial_wait * (2 ** max(0, attempt - 1)))

@@ -61,7 +61,6 @@ from bot.slack.client import slack_error
 log = logging.getLogger(__name__)
 
 JobHandler = Callable[[Job], Awaitable[None]]
-ProviderFactory = Callable[[ServicePlaybook], RollbackProvider]
 
 
 class RollbackFlow:
@@ -85,7 +84,6 @@ class RollbackFlow:
         playbooks: Any,
         slack: AsyncWebClient,
         http: Callable[[], aiohttp.ClientSession | None],
-        provider_factory: ProviderFactory | None = None,
         worker_id: str = "rollback",
         wake: Callable[[], None] = lambda: None,
     ) -> None:
@@ -95,7 +93,6 @@ class RollbackFlow:
         self.playbooks = playbooks
         self.slack = slack
         self._http = http
-        self.provider_factory = provider_factory  # tests may inject e.g. FakeProvider
         self._providers: dict[tuple[str, int], RollbackProvider] = {}
         self.worker_id = worker_id
         self.wake = wake  # new steps wait as Slack jobs: wake the worker to post them now
@@ -140,8 +137,6 @@ class RollbackFlow:
 
     def provider_for(self, playbook: ServicePlaybook) -> RollbackProvider:
         """The playbook's provider (raises ProviderNotConfigured without its token)."""
-        if self.provider_factory is not None:
-            return self.provider_factory(playbook)
         kind = playbook.provider.type
         key = (kind, id(self.http))
         if key not in self._providers:
@@ -394,11 +389,11 @@ class RollbackFlow:
         raise RetryLater(timedelta(seconds=wait), "following the rollback")
 
     def health_timing(self, playbook: ServicePlaybook) -> tuple[timedelta, timedelta]:
-        """(interval between samples, grace after live) for the playbook's ``settle``."""
+        """(interval between samples, grace after live) for the playbook's ``settle``: failures
+        in the first minute after live are warm-up, whatever ``settle`` is (README)."""
         settle = playbook.health_check.settle if playbook.health_check else timedelta(0)
         interval = max(timedelta(seconds=1), min(self.max_health_interval, settle / 6))
-        grace = min(self.max_health_grace, settle)
-        return interval, grace
+        return interval, self.max_health_grace
 
     async def _health_sample(self, rollback: Rollback, playbook: ServicePlaybook) -> None:
         check = playbook.health_check

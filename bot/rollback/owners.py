@@ -3,6 +3,7 @@ through Slack's ``usergroups.users.list`` at the moment of the click (fail close
 
 from __future__ import annotations
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -22,6 +23,9 @@ async def owner_ids(client: AsyncWebClient, playbook: ServicePlaybook) -> frozen
         except SlackApiError as exc:
             error = slack_error(exc)
             raise OwnersUnavailable(f"Slack did not list the members of the owner group {group} ({error})") from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise OwnersUnavailable(f"Slack did not answer when asked for the members of the owner group "
+                                    f"{group} ({type(exc).__name__})") from None
         users.update(str(u) for u in response.get("users") or [])
     return frozenset(users)
 

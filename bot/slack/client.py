@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -11,6 +14,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
+from bot.retry_after import parse_retry_after
 
 
 def slack_base_url(settings: Settings) -> str:
@@ -30,6 +34,34 @@ def make_slack_client(settings: Settings, *, timeout: int = 15) -> AsyncWebClien
             AsyncServerErrorRetryHandler(max_retry_count=2),
         ],
     )
+
+
+def _retry_after_header(headers: Mapping[str, Any] | None) -> float | None:
+    """Seconds of a ``Retry-After`` header (slack_sdk's retry handlers see each value as a list)."""
+    value = next((v for k, v in (headers or {}).items() if str(k).lower() == "retry-after"), None)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return parse_retry_after(None if value is None else str(value))
+
+
+def slack_retry_after(exc: SlackApiError) -> float | None:
+    """The seconds of a rate-limited answer's ``Retry-After``, or None."""
+    return _retry_after_header(getattr(exc.response, "headers", None))
+
+
+class ShortRateLimitRetry(AsyncRateLimitErrorRetryHandler):
+    """Waits out a 429 in place only when Slack asks for at most ``max_wait`` seconds; a longer
+    Retry-After comes back to the caller, which reschedules its job instead of holding it."""
+
+    def __init__(self, *, max_wait: float, max_retry_count: int = 2) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait = max_wait
+
+    async def _can_retry_async(self, *, state, request, response=None, error=None) -> bool:
+        if not await super()._can_retry_async(state=state, request=request, response=response, error=error):
+            return False
+        wait = _retry_after_header(response.headers)
+        return wait is None or wait <= self.max_wait
 
 
 def slack_error(exc: SlackApiError) -> str:

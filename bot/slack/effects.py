@@ -48,10 +48,10 @@ from bot.incidents import service as incidents
 from bot.incidents.models import EventKind, Incident, TimelineEvent
 from bot.jobs import service as jobs
 from bot.jobs.models import Job
-from bot.jobs.worker import backoff
+from bot.jobs.worker import RetryLater, backoff
 from bot.slack import blocks
 from bot.slack.channel_names import incident_channel_name
-from bot.slack.client import slack_error
+from bot.slack.client import ShortRateLimitRetry, slack_error, slack_retry_after
 from bot.slack.identity import BotIdentity
 from bot.text import shown
 
@@ -67,6 +67,7 @@ CREATE_SENDS = 3  # conversations.create sends per name, after answers that prov
 # about 8.5 minutes, then the reporter and ANNOUNCE_CHANNEL are told it gave up.
 PROVISION_ATTEMPTS = 10
 SETUP_RETRY_MINUTES = round(sum(backoff(n).total_seconds() for n in range(1, PROVISION_ATTEMPTS)) / 60)
+SETUP_WAITS_IN_PLACE = 2.0  # seconds of Retry-After the set-up waits out itself; longer: rescheduled
 CARD_METADATA = "firebreak_incident_card"
 ANNOUNCEMENT_METADATA = "firebreak_incident_announcement"
 CLOCK_SKEW = timedelta(minutes=5)  # between this host's clock and Slack's
@@ -106,10 +107,20 @@ CardSection = Callable[[AsyncSession, Incident, datetime], Awaitable[list[dict]]
 
 
 class SlackStepFailed(Exception):
-    def __init__(self, step: str, error: str) -> None:
+    def __init__(self, step: str, error: str, *, retry_after: float | None = None) -> None:
         super().__init__(f"{step}: {error}")
         self.step = step
         self.error = error
+        self.retry_after = retry_after  # Slack said when to try again (a 429)
+
+    @classmethod
+    def from_slack(cls, step: str, exc: SlackApiError) -> SlackStepFailed:
+        rate_limited = getattr(exc.response, "status_code", None) == 429
+        return cls(step, slack_error(exc), retry_after=slack_retry_after(exc) if rate_limited else None)
+
+
+def _no_answer(exc: BaseException) -> str:
+    return f"no answer from Slack ({type(exc).__name__})"
 
 
 def _metadata(event_type: str, incident: Incident) -> dict[str, Any]:
@@ -142,11 +153,19 @@ class SlackEffects:
         self.runbook_for = runbook_for
         self.card_sections: list[CardSection] = []
         self.identity = identity or BotIdentity(sessions=sessions, client=client, clock=clock)
-        # conversations.create is not idempotent: this client retries only 429s (nothing was
-        # done); after a lost connection or a 5xx, _create_channel decides itself.
-        self._create_client = copy.copy(client)
-        self._create_client.retry_handlers = [
-            h for h in (client.retry_handlers or []) if isinstance(h, AsyncRateLimitErrorRetryHandler)]
+        # The set-up waits out a 429 in place only when it is short: after a longer Retry-After
+        # the job is rescheduled for that time (provision), instead of holding a worker and
+        # the reply to `/incident open`. The writes that Slack would do twice if sent twice
+        # (the channel, the card, the bookmark, the announcement) go through _once_client,
+        # which retries nothing else: after a lost connection or a 5xx Slack may have acted,
+        # so the channel is settled by _create_channel and the rest by the job's next run,
+        # which looks at Slack before doing the step again.
+        short_429 = ShortRateLimitRetry(max_wait=SETUP_WAITS_IN_PLACE)
+        self._setup_client = copy.copy(client)
+        self._setup_client.retry_handlers = [
+            short_429 if isinstance(h, AsyncRateLimitErrorRetryHandler) else h for h in client.retry_handlers or []]
+        self._once_client = copy.copy(client)
+        self._once_client.retry_handlers = [short_429]
 
     def add_card_section(self, section: CardSection) -> None:
         """Let another concern (rollbacks, …) show its state on the incident card."""
@@ -181,15 +200,17 @@ class SlackEffects:
             session.add(incident)
             return incident
 
-    async def _post(self, channel: str, **kwargs: object) -> dict:
-        """chat.postMessage, joining a public channel first if the bot is not in it."""
+    async def _post(self, channel: str, *, once: bool = False, **kwargs: object) -> dict:
+        """chat.postMessage, joining a public channel first if the bot is not in it; ``once``:
+        never sent again after a lost connection or a 5xx (see ``_once_client``)."""
+        poster = self._once_client if once else self.client
         try:
-            return (await self.client.chat_postMessage(channel=channel, **kwargs)).data
+            return (await poster.chat_postMessage(channel=channel, **kwargs)).data
         except SlackApiError as exc:
             if slack_error(exc) != "not_in_channel":
                 raise
             await self.client.conversations_join(channel=channel)
-            return (await self.client.chat_postMessage(channel=channel, **kwargs)).data
+            return (await poster.chat_postMessage(channel=channel, **kwargs)).data
 
     async def provision(self, job: Job) -> None:
         incident = await self._load(job.incident_id)
@@ -199,6 +220,8 @@ class SlackEffects:
             failure = exc if isinstance(exc, SlackStepFailed) else \
                 SlackStepFailed("setting up the incident", type(exc).__name__)
             await self._record_failure(incident.id, failure, first=job.attempts == 1)
+            if failure.retry_after is not None:  # rate limited: again when Slack said, not before
+                raise RetryLater(timedelta(seconds=max(failure.retry_after, 1.0)), str(failure)) from failure
             if job.attempts >= job.max_attempts:
                 await self._tell_gave_up(incident.id, failure, job)
             raise
@@ -247,7 +270,7 @@ class SlackEffects:
                           self.settings.announce_channel, slack_error(exc))
 
     async def _provision_steps(self, incident: Incident, job: Job) -> Incident:
-        client = self.client
+        client = self._setup_client
         # An earlier run of this job may have done a step at Slack and died before storing it.
         retry = job.attempts > 1
         if not incident.channel_id:
@@ -257,18 +280,20 @@ class SlackEffects:
                 await client.conversations_invite(channel=incident.channel_id, users=incident.reporter_id)
             except SlackApiError as exc:
                 if slack_error(exc) not in ("already_in_channel", "cant_invite_self"):
-                    raise SlackStepFailed("inviting the reporter", slack_error(exc)) from exc
+                    raise SlackStepFailed.from_slack("inviting the reporter", exc) from exc
             incident = await self._save(incident.id, reporter_invited=True)
         if not incident.card_ts:
             card_ts = await self._find_posted(incident.channel_id, CARD_METADATA, incident) if retry else None
             if card_ts is None:
                 try:
-                    posted = await client.chat_postMessage(
+                    posted = await self._once_client.chat_postMessage(
                         channel=incident.channel_id, text=blocks.card_fallback_text(incident),
                         blocks=await self.card_blocks(incident),
                         metadata=_metadata(CARD_METADATA, incident))
                 except SlackApiError as exc:
-                    raise SlackStepFailed("posting the incident card", slack_error(exc)) from exc
+                    raise SlackStepFailed.from_slack("posting the incident card", exc) from exc
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    raise SlackStepFailed("posting the incident card", _no_answer(exc)) from exc
                 card_ts = posted["ts"]
             incident = await self._save(incident.id, card_ts=card_ts)
         if not incident.card_pinned:
@@ -276,23 +301,25 @@ class SlackEffects:
                 await client.pins_add(channel=incident.channel_id, timestamp=incident.card_ts)
             except SlackApiError as exc:
                 if slack_error(exc) != "already_pinned":
-                    raise SlackStepFailed("pinning the card", slack_error(exc)) from exc
+                    raise SlackStepFailed.from_slack("pinning the card", exc) from exc
             incident = await self._save(incident.id, card_pinned=True)
         if not incident.topic_set:
             topic = blocks.channel_topic(incident)
             try:
                 await client.conversations_setTopic(channel=incident.channel_id, topic=topic)
             except SlackApiError as exc:
-                raise SlackStepFailed("setting the topic", slack_error(exc)) from exc
+                raise SlackStepFailed.from_slack("setting the topic", exc) from exc
             incident = await self._save(incident.id, topic_set=True, topic=topic)
         if not incident.runbook_bookmarked:
             runbook = self.runbook_for(incident.service)
             if runbook and not (retry and await self._has_bookmark(incident.channel_id, runbook)):
                 try:
-                    await client.bookmarks_add(channel_id=incident.channel_id, title="Runbook",
-                                               type="link", link=runbook)
+                    await self._once_client.bookmarks_add(channel_id=incident.channel_id, title="Runbook",
+                                                          type="link", link=runbook)
                 except SlackApiError as exc:
-                    raise SlackStepFailed("bookmarking the runbook", slack_error(exc)) from exc
+                    raise SlackStepFailed.from_slack("bookmarking the runbook", exc) from exc
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    raise SlackStepFailed("bookmarking the runbook", _no_answer(exc)) from exc
             incident = await self._save(incident.id, runbook_bookmarked=True)
         if not incident.announced:
             announce = self.settings.announce_channel
@@ -300,12 +327,14 @@ class SlackEffects:
                     announce, ANNOUNCEMENT_METADATA, incident,
                     oldest=utc(incident.opened_at) - CLOCK_SKEW)):
                 try:
-                    await self._post(announce,
+                    await self._post(announce, once=True,
                                      text=blocks.announcement_text(incident),
                                      blocks=blocks.announcement(incident),
                                      metadata=_metadata(ANNOUNCEMENT_METADATA, incident))
                 except SlackApiError as exc:
-                    raise SlackStepFailed("announcing the incident", slack_error(exc)) from exc
+                    raise SlackStepFailed.from_slack("announcing the incident", exc) from exc
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    raise SlackStepFailed("announcing the incident", _no_answer(exc)) from exc
             incident = await self._save(incident.id, announced=True)
         return incident
 
@@ -322,18 +351,17 @@ class SlackEffects:
                 await self._record_channel_requests(job, requested)
             for send in range(1, CREATE_SENDS + 1):
                 try:
-                    created = await self._create_client.conversations_create(name=name)
+                    created = await self._once_client.conversations_create(name=name)
                 except SlackApiError as exc:
                     code = slack_error(exc)
                     if code == "name_taken":
                         break
                     if exc.response.status_code < 500 or send == CREATE_SENDS:
-                        raise SlackStepFailed("creating the channel", code) from exc
+                        raise SlackStepFailed.from_slack("creating the channel", exc) from exc
                 except (TimeoutError, aiohttp.ClientError) as exc:
                     if send == CREATE_SENDS:
                         unanswered.add(name)
-                        raise SlackStepFailed("creating the channel",
-                                              f"no answer from Slack ({type(exc).__name__})") from exc
+                        raise SlackStepFailed("creating the channel", _no_answer(exc)) from exc
                 else:
                     return await self._store_channel(incident, created["channel"])
                 unanswered.add(name)  # Slack may have created it: the next send can say name_taken

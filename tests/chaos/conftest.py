@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -42,6 +43,7 @@ from bot.emulator import SlackEmulator
 from bot.emulator.pagerduty import PagerDutyFake
 from bot.emulator.providers import RenderFake
 from bot.incidents.models import Incident, TimelineEvent
+from bot.jobs.models import Job, JobState
 from tests.support.signing import sign
 from tests.support.slack_openapi import slack_openapi_validator
 
@@ -197,24 +199,24 @@ class ChaosWorld:
         env.update(self.extra_env)
         return env
 
+    def _spawn(self, port: int, log: Path) -> subprocess.Popen:
+        executable = Path(sys.executable).with_name("firebreak")
+        command = [str(executable), "serve"] if executable.exists() else [sys.executable, "-m", "bot.cli", "serve"]
+        with open(log, "wb") as out:
+            return subprocess.Popen(command, cwd=self.tmp, env=self.env(port), stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+
     async def start_bot(self) -> BotProcess:
         """``firebreak serve`` on the world's database; returns once /readyz says ready."""
         port = free_port()
         log = self.tmp / f"bot-{len(self.bots) + 1}.log"
-        executable = Path(sys.executable).with_name("firebreak")
-        command = [str(executable), "serve"] if executable.exists() else [sys.executable, "-m", "bot.cli", "serve"]
-        def spawn() -> subprocess.Popen[bytes]:
-            with open(log, "wb") as out:
-                return subprocess.Popen(command, cwd=self.tmp, env=self.env(port), stdout=out,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-
-        process = await asyncio.to_thread(spawn)  # fork and exec off the event loop
+        process = await asyncio.to_thread(self._spawn, port, log)  # fork and exec off the event loop
         bot = BotProcess(process, port, log)
         self.bots.append(bot)
 
         async def ready() -> bool:
             if not bot.alive:
-                raise AssertionError(f"firebreak serve exited with {process.returncode}:\n{bot.tail()}")
+                raise AssertionError(f"firebreak serve exited with {bot.process.returncode}:\n{bot.tail()}")
             try:
                 async with self.http.get(bot.url + "/readyz") as resp:
                     return resp.status == 200
@@ -246,6 +248,25 @@ class ChaosWorld:
                 bot.process.kill()
                 bot.process.wait(timeout=5)
                 raise AssertionError(f"firebreak serve ignored SIGTERM for {timeout:g}s:\n{bot.tail()}")
+
+    async def settle(self) -> None:
+        """Wait until no job is running or due, then stop the bot (SIGTERM: it finishes what it
+        has started, its acked work included) and check again: from here on nothing can reach
+        the fakes, so what they saw is final and a test may assert that something did *not*
+        happen."""
+
+        async def busy() -> list[Job]:
+            now = datetime.now(UTC)
+            jobs = await self.query(select(Job).where(Job.state.in_([JobState.PENDING, JobState.RUNNING])))
+            return [j for j in jobs if j.state == JobState.RUNNING or j.due_at <= now]
+
+        async def idle() -> bool:
+            return not await busy()
+
+        await wait_for(idle, what="no job running or due")
+        await self.stop_all()
+        left = await busy()
+        assert left == [], [(j.kind, j.state, j.due_at) for j in left]
 
     # -- requests into the bot, signed like Slack's ----------------------------------------
 

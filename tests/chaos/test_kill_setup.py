@@ -16,8 +16,6 @@ and finishes the set-up, finding at Slack what the dead one left.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from bot.slack.effects import ANNOUNCEMENT_METADATA, CARD_METADATA
@@ -85,7 +83,7 @@ async def test_killed_during_channel_setup_completes_once_after_restart(world, w
         return found.is_provisioned and found.runbook_bookmarked and found
 
     incident = await wait_for(provisioned, what="the set-up finished by the new process")
-    await asyncio.sleep(0.6)  # three more worker polls: nothing else goes out
+    await world.settle()  # nothing running or due, the bot stopped: what Slack saw is final
 
     channels = world.incident_channels(1)
     assert [c.id for c in channels] == [incident.channel_id], [c.name for c in channels]

@@ -4,21 +4,27 @@ The incident channel set-up (bot/slack/effects.py) stores each step's result bef
 the next; these tests cut in between a Slack call that succeeded and the storing
 of its result, then let the job run again, and check that nothing is done twice:
 one channel (adopted only when it is provably ours), one card, one announcement,
-one bookmark. The subprocess tests next to this file do the same with ``kill -9``.
+one bookmark. The cut is either a lost answer (the emulator drops the connection
+after acting: ``lose_answer_next``) or the process dying (tests/support/crash.py, a
+BaseException that no handler catches, raised by the Slack client once Slack has
+answered; a second "process" on the same database and workspace takes over). The
+subprocess tests next to this file do the same with ``kill -9``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import aiohttp
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 
+from bot.clock import ManualClock
 from bot.incidents.models import EventKind, Incident, TimelineEvent
-from bot.jobs.models import Job
+from bot.jobs.models import Job, JobState
 from bot.slack import effects as slack_effects
-from tests.support.bed import ANNOUNCE
+from tests.support.bed import ANNOUNCE, BOT_TOKEN, bed_emulator, start_bed, stop_bed
+from tests.support.crash import Deaths
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -117,23 +123,13 @@ async def test_channel_that_is_not_provably_ours_is_left_alone(bed, whose):
 
 
 async def test_connection_lost_after_slack_created_the_channel(bed):
-    """The answer is lost inside one run (reset after Slack acted): the resend says
-    name_taken, and the channel is the one the first send made."""
-    effects = bed.rt.effects
-    real = effects._create_client.conversations_create
-    sends = []
-
-    async def lose_first_answer(**kwargs):
-        sends.append(kwargs["name"])
-        answer = await real(**kwargs)
-        if len(sends) == 1:
-            raise aiohttp.ServerDisconnectedError()
-        return answer
-
-    effects._create_client.conversations_create = lose_first_answer
+    """The answer is lost inside one run (the connection drops after Slack acted): the resend
+    says name_taken, and the channel is the one the first send made."""
+    bed.emu.lose_answer_next("conversations.create")
     reply = await bed.run_command(f"open P1 {TITLE} service:api")
     assert "INC-1 opened in <#" in reply and "failed" not in reply, reply
-    assert sends == [NAME, NAME]
+    sent = [(c.params["name"], c.response.get("error")) for c in bed.emu.calls_to("conversations.create")]
+    assert sent == [(NAME, None), (NAME, "name_taken")]
     incident = await _incident(bed)
     assert [c.id for c in _incident_channels(bed)] == [incident.channel_id]
     assert len(await _events(bed, EventKind.CHANNEL_CREATED)) == 1
@@ -148,27 +144,74 @@ async def test_first_name_taken_still_gets_a_suffix_without_listing_channels(bed
     assert not bed.emu.calls_to("conversations.list")
 
 
-@pytest.mark.parametrize("step", ["card_ts", "runbook_bookmarked", "announced"])
-async def test_step_done_at_slack_but_not_stored_is_not_repeated(bed, step):
-    """The process dies after Slack posted the card (bookmarked, announced) and before the
-    result was stored: the retry finds it at Slack instead of doing it again."""
-    effects = bed.rt.effects
-    real_save = effects._save
-    crashed = []
+LOST_STEPS = {  # the Slack call of each step, as the emulator sees it
+    "card": ("chat.postMessage", lambda p: (p.get("metadata") or {}).get("event_type") == slack_effects.CARD_METADATA),
+    "bookmark": ("bookmarks.add", None),
+    "announcement": ("chat.postMessage", lambda p: p.get("channel") == ANNOUNCE),
+}
 
-    async def crash_once(incident_id, **values):
-        if step in values and not crashed:
-            crashed.append(step)
-            raise RuntimeError("killed before storing")
-        return await real_save(incident_id, **values)
 
-    effects._save = crash_once
+@pytest.mark.parametrize("step", list(LOST_STEPS))
+async def test_a_step_whose_answer_was_lost_is_not_repeated(bed, step):
+    """Slack posted the card (added the bookmark, posted the announcement) and the connection
+    dropped before its answer arrived: the retry finds it at Slack instead of doing it again."""
+    method, where = LOST_STEPS[step]
+    bed.emu.lose_answer_next(method, where=where)
     await bed.run_command(f"open P1 {TITLE} service:api")
-    assert crashed == [step]
-    incident = await _incident(bed)
-    assert not incident.is_provisioned
     await _retry(bed)
     incident = await _incident(bed)
-    assert incident.is_provisioned and incident.runbook_bookmarked
+    assert incident.is_provisioned and incident.runbook_bookmarked and incident.setup_error is None
     _assert_set_up_once(bed, incident.channel_id)
     assert len(_incident_channels(bed)) == 1
+
+
+class DyingSlackClient(AsyncWebClient):
+    """The Slack client of a process that dies right after Slack answered ``method`` (for the
+    calls ``where`` picks): Slack acted, the answer arrived, nothing was stored."""
+
+    def __init__(self, method: str, where, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.dying = (method, where)
+        self.deaths = Deaths()  # shared with the copies the bot makes of its client
+
+    async def api_call(self, api_method: str, **kwargs):
+        answer = await super().api_call(api_method, **kwargs)
+        method, where = self.dying
+        sent = {**(kwargs.get("params") or {}), **(kwargs.get("json") or {}), **(kwargs.get("data") or {})}
+        if not self.deaths and api_method == method and (where is None or where(sent)):
+            self.deaths.die(f"once Slack had answered {api_method}")
+        return answer
+
+
+@pytest.mark.parametrize("step", list(LOST_STEPS))
+async def test_a_process_that_dies_after_a_step_at_slack_does_not_repeat_it(database_url, step):
+    """The process dies (a BaseException: no handler runs, nothing more is committed) after
+    Slack did the step and before its result was stored. A new process on the same database
+    and workspace takes the set-up job over once the dead one's lease has run out, and
+    finishes the set-up without doing the step again."""
+    method, where = LOST_STEPS[step]
+    emu = bed_emulator()
+    await emu.start()
+    clock = ManualClock()
+    dying = DyingSlackClient(method, where, token=BOT_TOKEN, base_url=emu.api_url)
+    first = await start_bed(database_url, emu=emu, clock=clock, slack=dying)
+    try:
+        sent = await first.command(f"open P1 {TITLE} service:api")
+        assert sent.status == 200
+        await first.wait_for(lambda: dying.deaths)
+        await dying.deaths.bury()
+    finally:
+        await stop_bed(first)
+    second = await start_bed(database_url, emu=emu, clock=clock)
+    try:
+        assert (await _provision_job(second)).state == JobState.RUNNING  # leased to the dead one
+        clock.advance(timedelta(seconds=second.rt.settings.worker_lease_seconds + 1))
+        await second.settle()
+        incident = await _incident(second)
+        assert incident.is_provisioned and incident.runbook_bookmarked and incident.setup_error is None
+        _assert_set_up_once(second, incident.channel_id)
+        assert len(_incident_channels(second)) == 1
+    finally:
+        await stop_bed(second)
+        await emu.stop()
+    assert not emu.violations, emu.violations

@@ -8,7 +8,7 @@ processes build a second one on the same database.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from bot.emulator import SlackEmulator
 from bot.emulator.opsgenie import OpsgenieFake
 from bot.emulator.pagerduty import PagerDutyFake
 from bot.escalation import service as escalation
-from bot.escalation.engine import EscalationEngine
+from bot.escalation.engine import ESCALATION_RETRY, EscalationEngine
 from bot.escalation.models import Page
 from bot.incidents import service as incidents
 from bot.incidents.models import Incident, TimelineEvent
@@ -118,10 +118,8 @@ def sleeps() -> RecordedSleep:
 
 @pytest.fixture
 def retry(sleeps: RecordedSleep) -> RetryPolicy:
-    """Waits are recorded, not slept. A request gets 10 s: on a busy machine a shorter
-    timeout would make the pager retry a request the fake already counted."""
-    return RetryPolicy(attempts=3, initial_wait=0.5, max_wait=2.0, max_retry_after=30.0,
-                       request_timeout=10, sleep=sleeps)
+    """The engine's own policy (:data:`ESCALATION_RETRY`); only its waits are recorded, not slept."""
+    return replace(ESCALATION_RETRY, sleep=sleeps)
 
 
 @pytest.fixture

@@ -201,6 +201,41 @@ async def test_reopen_does_not_restart_paging(harness: Harness) -> None:
     assert (await h.incident(incident.number)).state == IncidentState.ACKNOWLEDGED
 
 
+async def test_reopen_restarts_status_reminders(harness: Harness) -> None:
+    h = harness
+    incident = await h.open("P0")  # a status update every 30m
+    await h.ack(incident.number, CHEN)
+    await h.at(10)
+    channel = (await h.incident(incident.number)).channel_id
+    reminders = lambda: [t for t in h.channel_texts(channel) if "time for a status update" in t]
+    await h.change(incident.number, "resolve", actor=CHEN)
+    for minute in (30, 45, 60):  # resolved: no reminder (each run leaves nothing due behind it)
+        await h.at(minute)
+    assert reminders() == []
+    await h.change(incident.number, "reopen", actor=CHEN)
+    await h.at(89)
+    assert reminders() == []
+    await h.at(90)  # 30m after the reopening
+    assert len(reminders()) == 1 and "every 30m" in reminders()[0]
+    await h.at(120)
+    assert len(reminders()) == 2
+
+
+async def test_an_opsgenie_page_is_acknowledged_at_opsgenie(harness: Harness) -> None:
+    h = harness
+    incident = await h.open("P0")  # level 3 at 15m: opsgenie:ops and the triage channel
+    await h.at(15)
+    alias = f"firebreak-INC-{incident.number}-ops"
+    assert not h.og.alerts[alias].acknowledged
+    await h.ack(incident.number, CHEN)
+    await h.run()
+    assert h.og.alerts[alias].acknowledged and h.og.alerts[alias].status == "open"
+    [acknowledge] = h.og.requests_to("/acknowledge")
+    assert acknowledge.path == f"/v2/alerts/{alias}/acknowledge" and acknowledge.query["identifierType"] == "alias"
+    mirrored = await h.events(incident.number, EventKind.PAGE_ACKNOWLEDGED)
+    assert sorted(e.data["recipient"] for e in mirrored) == ["opsgenie:ops", "pagerduty:default"]
+
+
 async def test_restart_fires_an_overdue_level_once(harness: Harness, database_url, clock, playbooks,
                                                    emu, pd, og, http, retry) -> None:
     h = harness

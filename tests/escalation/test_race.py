@@ -25,6 +25,7 @@ from tests.escalation.conftest import (
 )
 from tests.pagers.conftest import PD_KEY
 from tests.pagers.test_pagerduty import validate_against_spec
+from tests.support.locks import LockLog
 
 # P1 pages PagerDuty first, then the on-call primary; the secondary at +15m.
 PAGERDUTY_FIRST = ESCALATION_YAML.replace(
@@ -67,14 +68,16 @@ async def test_a_page_in_flight_goes_out_before_the_ack_commits_and_stops_the_re
 ) -> None:
     h = gated
     incident = await h.open("P1")
+    locks = LockLog(h.db)
     running = asyncio.create_task(h.run())
     await asyncio.wait_for(gated_pd.entered.wait(), 10)  # PagerDuty has the trigger, unanswered
+    mark = locks.mark()
     acking = asyncio.create_task(h.ack(incident.number, AVA))
-    await asyncio.sleep(0.3)
-    assert not acking.done()  # the ack waits for the page holding the incident's row lock
+    asked = await locks.asked(after=mark)  # the ack is at the incident's lock, held by the page in flight
     gated_pd.release.set()
     await asyncio.wait_for(acking, 10)
     await asyncio.wait_for(running, 10)
+    locks.waited(asked)  # and got it only once the page's transaction had ended
     await h.run()
     await h.at(30)
     events = await h.events(incident.number)
@@ -94,16 +97,18 @@ async def test_a_page_that_waits_for_a_committing_ack_is_not_sent(
     h = gated
     gated_pd.release.set()
     incident = await h.open("P1")
-    # The ack takes the row lock first and commits only after the level job is waiting.
+    locks = LockLog(h.db)
+    # The ack takes the row lock first and commits only after the worker is waiting for it.
     async with transaction(h.sessions) as session:
         locked = await incidents.get_incident(session=session, number=incident.number, for_update=True)
         await incidents.acknowledge(session=session, incident=locked, actor=AVA, now=h.clock.now())
-        # The plan job is not pending yet in another session: enqueue and run it after commit.
+        mark = locks.mark()
         running = asyncio.create_task(h.run())
-        await asyncio.sleep(0.3)
-        assert not running.done()
+        asked = await locks.asked(after=mark)  # the worker is at the lock the ack holds
     await asyncio.wait_for(running, 10)
+    locks.waited(asked)
     await h.at(30)
+    assert await h.run() == 0  # nothing left to run: the absence of pages below is final
     assert gated_pd.requests == [] and h.page_dms(CHEN) == []
 
 

@@ -8,10 +8,8 @@ ERROR or with a traceback: no "unexpected error", no Bolt listener error, no aio
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -61,16 +59,6 @@ def watching_logs() -> Iterator[Records]:
         root.removeHandler(handler)
 
 
-async def settle(bed: Bed, timeout: float = 10) -> None:
-    """Wait until the work after the acks is done (replies included)."""
-    deadline = time.monotonic() + timeout
-    while bed.rt.background.pending:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{bed.rt.background.pending} pieces of work still running")
-        await asyncio.sleep(0.005)
-    await asyncio.sleep(0)
-
-
 class Handled:
     """Checks that every request in between was handled (see the module docstring)."""
 
@@ -81,7 +69,7 @@ class Handled:
         self.replies = len(bed.emu.response_url_posts)
 
     async def check(self, sent: Sent, what: Any) -> None:
-        await settle(self.bed)
+        await self.bed.idle()  # the work after the ack is done (replies included)
         replies = self.bed.emu.response_url_posts
         last = replies[-1].payload.get("text", "") if len(replies) > self.replies else ""
         self.replies = len(replies)

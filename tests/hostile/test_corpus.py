@@ -22,7 +22,7 @@ from sqlalchemy import text
 
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.web.app import MAX_BODY
-from tests.hostile.support import settle, watching_logs
+from tests.hostile.support import watching_logs
 from tests.rollback.conftest import AVA, ELI, start_world, stop_world
 from tests.support.bed import GENERAL, REPORTER, SIGNING_SECRET
 from tests.support.signing import event_body
@@ -65,8 +65,7 @@ def requests(bed) -> dict[str, tuple[str, str]]:
 
 
 async def assert_nothing_happened(bed, what: str) -> None:
-    await settle(bed)
-    await bed.run_jobs()
+    await bed.settle()
     made = [c.method for c in bed.emu.calls if c.method != "auth.test"]
     assert made == [], (what, made)
     assert bed.emu.response_url_posts == [], (what, bed.emu.response_url_posts)
@@ -243,8 +242,7 @@ async def test_a_non_owner_forging_confirm_changes_nothing_anywhere(open_world):
             reply = w.emu.response_url_posts[-1]
             assert reply.user_id == ELI and "Only the owners of `api`" in reply.payload["text"], reply.payload
             before["replies"] = len(w.emu.response_url_posts)
-        await settle(w.bed)
-        await w.bed.run_jobs()
+        await w.bed.settle()
         assert not records.problems(), records.problems()
     after_rollback = await w.rollback(rollback.id)
     assert (after_rollback.state, after_rollback.confirmed_by) == (rollback.state, None)

@@ -7,37 +7,18 @@ pages with (:func:`bot.pagers.slack.page_client`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.config import Settings
 from bot.emulator import SlackEmulator
 from bot.pagers.base import PagerError
 from bot.pagers.slack import PAGE_EVENT_TYPE, SlackChannelPager, SlackUserPager, page_client
 from bot.slack.client import make_slack_client
-from tests.pagers.conftest import make_request
+from tests.pagers.conftest import SLACK_TOKEN, make_request, slack_settings
 from tests.support.slack_openapi import slack_openapi_validator
 
 CHEN = "U1H2J3K4L"
-TOKEN = "xoxb-pager-0123456789"
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[SlackEmulator]:
-    emulator = SlackEmulator(bot_token=TOKEN, validator=slack_openapi_validator())
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
-    assert not emulator.violations, emulator.violations
-
-
-@pytest.fixture
-def sender(emu: SlackEmulator) -> AsyncWebClient:
-    settings = Settings(_env_file=None, slack_bot_token=TOKEN, slack_api_url=emu.api_url)  # type: ignore[call-arg]
-    return page_client(make_slack_client(settings))
 
 
 def page_dms(emu: SlackEmulator, user: str) -> list:
@@ -45,8 +26,7 @@ def page_dms(emu: SlackEmulator, user: str) -> list:
 
 
 def test_the_page_client_never_retries_by_itself(emu: SlackEmulator) -> None:
-    settings = Settings(_env_file=None, slack_bot_token=TOKEN, slack_api_url=emu.api_url)  # type: ignore[call-arg]
-    shared = make_slack_client(settings)
+    shared = make_slack_client(slack_settings(emu))
     assert shared.retry_handlers  # the runtime's client waits out 429s...
     client = page_client(shared)
     assert client.retry_handlers == []  # ...the page client does not (it runs under the incident's lock)
@@ -87,11 +67,11 @@ async def test_the_look_up_reaches_past_the_first_page_of_history(emu: SlackEmul
 
 
 async def test_a_channel_page_is_looked_for_after_joining() -> None:
-    async with SlackEmulator(bot_token=TOKEN, validator=slack_openapi_validator(), chat_write_public=True) as emu:
+    async with SlackEmulator(bot_token=SLACK_TOKEN, validator=slack_openapi_validator(), chat_write_public=True) as emu:
         # A public channel the bot is not in: it posts there through chat:write.public,
         # and must join to read the history.
         channel = emu.add_channel("pager-test", bot_member=False).id
-        pager = SlackChannelPager(page_client(AsyncWebClient(token=TOKEN, base_url=emu.api_url)))
+        pager = SlackChannelPager(page_client(AsyncWebClient(token=SLACK_TOKEN, base_url=emu.api_url)))
         first = await pager.page(f"channel:{channel}", make_request(page_key="c1"))
         again = await pager.page(f"channel:{channel}", make_request(page_key="c1", maybe_sent=True))
         assert again.provider_ids == first.provider_ids
@@ -124,7 +104,7 @@ async def test_a_final_error_is_not_deferred(emu: SlackEmulator, sender: AsyncWe
 
 
 async def test_the_emulator_checks_metadata_like_slack(emu: SlackEmulator) -> None:
-    client = AsyncWebClient(token=TOKEN, base_url=emu.api_url)
+    client = AsyncWebClient(token=SLACK_TOKEN, base_url=emu.api_url)
     channel = (await client.conversations_open(users=CHEN))["channel"]["id"]
     for bad in ({"event_type": "x"}, {"event_payload": {}}, {"event_type": "", "event_payload": {}},
                 {"event_type": "x", "event_payload": "y"}):

@@ -1,23 +1,17 @@
-"""Slack pagers through the real slack_sdk AsyncWebClient.
-
-The shared Slack emulator (``bot/emulator/slack_api.py``) was not available
-when these tests were written, so they use a tiny Web API stub below that
-answers conversations.open, chat.postMessage and usergroups.users.list.
-"""
+"""Slack pagers through the real slack_sdk AsyncWebClient, against the Slack emulator (every
+call checked against Slack's OpenAPI spec): the clients are the ones production pages with."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from pydantic import SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
+from bot.emulator import SlackEmulator
 from bot.pagers import build_pagers, pager_for
 from bot.pagers.base import PagerError
 from bot.pagers.opsgenie import OpsgeniePager
@@ -26,114 +20,68 @@ from bot.pagers.slack import SlackChannelPager, SlackGroupPager, SlackUserPager,
 from bot.slack.ids import ActionId
 from tests.pagers.conftest import make_request
 
-
-class SlackStub:
-    """Just enough of the Slack Web API; ``errors[(method, key)]`` makes a call fail."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.groups: dict[str, list[str]] = {}
-        self.errors: dict[tuple[str, str], tuple[int, str]] = {}
-        self.app = web.Application()
-        self.app.router.add_route("*", "/api/{method}", self._handle)
-        self.runner = web.AppRunner(self.app)
-        self._ts = 0
-
-    async def start(self) -> str:
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
-        return f"http://127.0.0.1:{self.runner.addresses[0][1]}/api/"
-
-    def posts(self) -> list[dict[str, Any]]:
-        return [args for method, args in self.calls if method == "chat.postMessage"]
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        method = request.match_info["method"]
-        args: dict[str, Any] = dict(request.query)  # slack_sdk sends some arguments as query params
-        if request.method == "GET":
-            pass
-        elif request.content_type == "application/json":
-            args.update(await request.json())
-        else:
-            args.update(await request.post())
-        if isinstance(args.get("blocks"), str):
-            args["blocks"] = json.loads(args["blocks"])
-        self.calls.append((method, args))
-        key = {"conversations.open": "users", "chat.postMessage": "channel", "usergroups.users.list": "usergroup"}[method]
-        failure = self.errors.get((method, str(args.get(key))))
-        if failure:
-            status, code = failure
-            return web.json_response({"ok": False, "error": code}, status=status)
-        if method == "conversations.open":
-            return web.json_response({"ok": True, "channel": {"id": "D" + str(args["users"])}})
-        if method == "usergroups.users.list":
-            return web.json_response({"ok": True, "users": self.groups.get(str(args["usergroup"]), [])})
-        self._ts += 1
-        return web.json_response({"ok": True, "channel": args["channel"], "ts": f"1700000000.{self._ts:06d}"})
+AVA, BEN, CHEN = "U024BE7LH", "U0G9QF9C6", "U1H2J3K4L"  # people of the emulator's sample team
+NOBODY = "U0NOBODY1"  # not in the workspace: conversations.open answers user_not_found
+TRIAGE = "C0TRIAGE"
 
 
-@pytest.fixture
-async def slack() -> AsyncIterator[tuple[SlackStub, AsyncWebClient]]:
-    stub = SlackStub()
-    url = await stub.start()
-    yield stub, AsyncWebClient(token="xoxb-test", base_url=url)
-    await stub.runner.cleanup()
+def calls(emu: SlackEmulator) -> list[str]:
+    return [c.method for c in emu.calls if c.method != "auth.test"]
 
 
-async def test_user_page_is_a_dm_with_an_acknowledge_button(slack: tuple[SlackStub, AsyncWebClient]) -> None:
-    stub, client = slack
-    result = await SlackUserPager(client).page("user:U024BE7LH", make_request())
+async def test_user_page_is_a_dm_with_an_acknowledge_button(emu: SlackEmulator, sender: AsyncWebClient) -> None:
+    result = await SlackUserPager(sender).page(f"user:{AVA}", make_request())
     assert result.delivered
-    assert result.provider_ids == {"channel": "DU024BE7LH", "ts": "1700000000.000001"}
-    assert [m for m, _ in stub.calls] == ["conversations.open", "chat.postMessage"]
-    (post,) = stub.posts()
-    assert post["channel"] == "DU024BE7LH"
-    assert "INC-12" in post["text"]
-    buttons = [e for b in post["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    (dm,) = emu.dms(AVA)
+    assert result.provider_ids == {"channel": dm.channel_id, "ts": dm.ts}
+    assert calls(emu) == ["conversations.open", "chat.postMessage"]
+    assert "INC-12" in dm.text
+    buttons = [e for b in dm.blocks if b["type"] == "actions" for e in b["elements"]]
     assert buttons[0]["action_id"] == ActionId.PAGE_ACK
     assert json.loads(buttons[0]["value"])["incident"] == 12
-    assert any("<#C0INC12>" in b.get("text", {}).get("text", "") for b in post["blocks"])
+    assert any("<#C0INC12>" in b.get("text", {}).get("text", "") for b in dm.blocks)
 
 
-async def test_group_page_fans_out_and_survives_one_failure(slack: tuple[SlackStub, AsyncWebClient]) -> None:
-    stub, client = slack
-    stub.groups["S0LEADS"] = ["U1", "U2", "U3", "U2"]
-    stub.errors[("conversations.open", "U2")] = (200, "user_not_found")
-    result = await SlackGroupPager(client).page("group:S0LEADS", make_request(level=1))
+async def test_group_page_fans_out_and_survives_one_failure(
+    emu: SlackEmulator, sender: AsyncWebClient, slack: AsyncWebClient
+) -> None:
+    group = emu.add_usergroup("oncall-leads", [AVA, NOBODY, CHEN, NOBODY]).id
+    result = await SlackGroupPager(sender, members_client=slack).page(f"group:{group}", make_request(level=1))
     assert result.delivered and result.detail == "2 of 3 members paged"
     outcome = {d.user_id: d for d in result.deliveries}
-    assert list(outcome) == ["U1", "U2", "U3"]
-    assert outcome["U1"].delivered and outcome["U1"].channel_id == "DU1" and outcome["U1"].ts
-    assert not outcome["U2"].delivered and not outcome["U2"].transient and "user_not_found" in outcome["U2"].detail
-    assert outcome["U3"].delivered
-    assert sorted(p["channel"] for p in stub.posts()) == ["DU1", "DU3"]
+    assert list(outcome) == [AVA, NOBODY, CHEN]
+    assert outcome[AVA].delivered and outcome[AVA].channel_id == emu.dms(AVA)[0].channel_id
+    assert outcome[AVA].ts == emu.dms(AVA)[0].ts
+    assert not outcome[NOBODY].delivered and not outcome[NOBODY].transient
+    assert "user_not_found" in outcome[NOBODY].detail
+    assert outcome[CHEN].delivered and len(emu.dms(CHEN)) == 1
 
 
-async def test_group_page_with_nobody_reached_raises(slack: tuple[SlackStub, AsyncWebClient]) -> None:
-    stub, client = slack
-    stub.groups["S0X"] = ["U1", "U2"]
-    stub.errors[("conversations.open", "U1")] = (200, "user_not_found")
-    stub.errors[("chat.postMessage", "DU2")] = (200, "internal_error")
+async def test_group_page_with_nobody_reached_raises(
+    emu: SlackEmulator, sender: AsyncWebClient, slack: AsyncWebClient
+) -> None:
+    group = emu.add_usergroup("nobody-home", [NOBODY, BEN]).id
+    emu.fail_next("chat.postMessage", "internal_error")  # BEN's DM (NOBODY has none)
     with pytest.raises(PagerError) as caught:
-        await SlackGroupPager(client).page("group:S0X", make_request())
+        await SlackGroupPager(sender, members_client=slack).page(f"group:{group}", make_request())
     assert caught.value.transient  # one member's failure may pass
+    assert emu.dms(BEN) == []
 
 
-async def test_empty_or_unknown_group(slack: tuple[SlackStub, AsyncWebClient]) -> None:
-    stub, client = slack
+async def test_empty_or_unknown_group(emu: SlackEmulator, sender: AsyncWebClient, slack: AsyncWebClient) -> None:
+    empty = emu.add_usergroup("empty").id
     with pytest.raises(PagerError, match="no members") as caught:
-        await SlackGroupPager(client).page("group:S0EMPTY", make_request())
+        await SlackGroupPager(sender, members_client=slack).page(f"group:{empty}", make_request())
     assert not caught.value.transient
-    stub.errors[("usergroups.users.list", "S0GONE")] = (200, "no_such_subteam")
     with pytest.raises(PagerError, match="no_such_subteam"):
-        await SlackGroupPager(client).page("group:S0GONE", make_request())
+        await SlackGroupPager(sender, members_client=slack).page("group:S0GONE", make_request())
 
 
-async def test_channel_page_posts_in_the_channel(slack: tuple[SlackStub, AsyncWebClient]) -> None:
-    stub, client = slack
-    result = await SlackChannelPager(client).page("channel:C0TRIAGE", make_request(severity="P3"))
-    assert result.provider_ids["channel"] == "C0TRIAGE"
-    assert [m for m, _ in stub.calls] == ["chat.postMessage"]
+async def test_channel_page_posts_in_the_channel(emu: SlackEmulator, sender: AsyncWebClient) -> None:
+    result = await SlackChannelPager(sender).page(f"channel:{TRIAGE}", make_request(severity="P3"))
+    (posted,) = emu.messages(TRIAGE)
+    assert result.provider_ids == {"channel": TRIAGE, "ts": posted.ts}
+    assert calls(emu) == ["chat.postMessage"]
 
 
 @pytest.mark.parametrize(
@@ -148,13 +96,29 @@ async def test_channel_page_posts_in_the_channel(slack: tuple[SlackStub, AsyncWe
         (200, "is_archived", False),
     ],
 )
-async def test_channel_errors_are_classified(slack: tuple[SlackStub, AsyncWebClient], status: int, code: str, transient: bool) -> None:
-    stub, client = slack
-    stub.errors[("chat.postMessage", "C0TRIAGE")] = (status, code)
+async def test_channel_errors_are_classified(
+    emu: SlackEmulator, sender: AsyncWebClient, status: int, code: str, transient: bool
+) -> None:
+    if code == "ratelimited":
+        emu.rate_limit_next("chat.postMessage", retry_after=30)
+    else:
+        emu.fail_next("chat.postMessage", code, status=status)
     with pytest.raises(PagerError) as caught:
-        await SlackChannelPager(client).page("channel:C0TRIAGE", make_request())
+        await SlackChannelPager(sender).page(f"channel:{TRIAGE}", make_request())
     assert caught.value.transient is transient
-    assert code in str(caught.value) and caught.value.target == "channel:C0TRIAGE"
+    assert code in str(caught.value) and caught.value.target == f"channel:{TRIAGE}"
+    assert emu.messages(TRIAGE) == []
+
+
+async def test_slack_itself_refuses_a_missing_or_archived_channel(emu: SlackEmulator, sender: AsyncWebClient) -> None:
+    with pytest.raises(PagerError, match="channel_not_found") as caught:
+        await SlackChannelPager(sender).page("channel:C0NOSUCH1", make_request())
+    assert not caught.value.transient
+    archived = emu.add_channel("old-triage")
+    archived.is_archived = True
+    with pytest.raises(PagerError, match="is_archived") as caught:
+        await SlackChannelPager(sender).page(f"channel:{archived.id}", make_request())
+    assert not caught.value.transient
 
 
 async def test_connection_failure_is_transient() -> None:
@@ -168,18 +132,16 @@ def test_unexpected_exception_is_final() -> None:
     assert pager_error(RuntimeError("boom"), "user:U1", "x").transient is False
 
 
-async def test_ack_and_resolve_are_no_ops(slack: tuple[SlackStub, AsyncWebClient]) -> None:
-    stub, client = slack
-    await SlackUserPager(client).acknowledge("user:U1", make_request())
-    await SlackUserPager(client).resolve("user:U1", make_request())
-    assert stub.calls == []
+async def test_ack_and_resolve_are_no_ops(emu: SlackEmulator, sender: AsyncWebClient) -> None:
+    await SlackUserPager(sender).acknowledge(f"user:{AVA}", make_request())
+    await SlackUserPager(sender).resolve(f"user:{AVA}", make_request())
+    assert calls(emu) == []
 
 
-async def test_build_pagers_registry(slack: tuple[SlackStub, AsyncWebClient]) -> None:
-    _, client = slack
+async def test_build_pagers_registry(slack: AsyncWebClient) -> None:
     settings = Settings(_env_file=None, opsgenie_api_key=SecretStr("k"))  # type: ignore[call-arg]
     async with aiohttp.ClientSession() as session:
-        pagers = build_pagers(settings, session, client)
+        pagers = build_pagers(settings, session, slack)
     assert set(pagers) == {"user", "group", "channel", "pagerduty", "opsgenie"}
     assert isinstance(pager_for(pagers, "pagerduty:default"), PagerDutyPager)
     assert isinstance(pager_for(pagers, "opsgenie:ops"), OpsgeniePager)

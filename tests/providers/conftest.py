@@ -1,5 +1,5 @@
-"""Fixtures of the provider tests: one aiohttp session, a manual clock, retry
-policies that never really sleep (their waits are recorded instead)."""
+"""Fixtures of the provider tests: one aiohttp session, a manual clock, and the retry
+policy the rollback flow runs the providers with, its waits recorded instead of slept."""
 
 from __future__ import annotations
 
@@ -35,7 +35,6 @@ def sleeps() -> RecordedSleeps:
 
 @pytest.fixture
 def retry(sleeps: RecordedSleeps) -> RetryPolicy:
-    """Up to 4 attempts, waits recorded not slept, 2 s per request."""
-    # Long enough that a busy CI machine (the fakes validate every request against the
-    # official schemas, synchronously) is not mistaken for a hang; hang tests cost one timeout.
-    return RetryPolicy.for_tests(sleep=sleeps, timeout=2.0)
+    """The production policy (``RollbackFlow.retry``: the defaults, the clock's sleep); a hang
+    is timed out by moving the loop's clock (the ``loop_clock`` fixture), not by waiting."""
+    return RetryPolicy(sleep=sleeps)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -12,7 +14,7 @@ from aiohttp import web
 
 from bot.emulator.providers import FakeProviderServer, Fault
 from bot.providers.base import AmbiguousTriggerError, ProviderRejected, ProviderUnavailable
-from bot.providers.http import ProviderHttp, RetryPolicy, parse_retry_after, provider_error_message
+from bot.providers.http import ProviderHttp, parse_retry_after, provider_error_message
 
 SECRET = "sk_live_TOP_SECRET_123456"
 
@@ -34,11 +36,6 @@ class EchoFake(FakeProviderServer):
     async def _post(self, request: web.Request) -> web.Response:
         self.applied += 1
         return web.json_response({"id": self.applied}, status=201)
-
-
-@pytest.fixture
-def retry(sleeps) -> RetryPolicy:
-    return RetryPolicy.for_tests(sleep=sleeps, timeout=0.2)
 
 
 @pytest.fixture
@@ -82,11 +79,14 @@ async def test_too_long_retry_after_gives_up_at_once(client, echo, sleeps):
     assert sleeps == [] and len(echo.api_requests()) == 1
 
 
-async def test_5xx_reset_and_timeout_are_retried(client, echo, sleeps):
+async def test_5xx_reset_and_timeout_are_retried(client, echo, sleeps, retry, loop_clock):
     echo.faults.add(Fault.SERVER_ERROR, status=503)
     echo.faults.add(Fault.RESET)
     echo.faults.add(Fault.HANG)
-    assert (await client.get("/thing")).data == {"ok": True}
+    reading = asyncio.create_task(client.get("/thing"))
+    await loop_clock.when(lambda: any(r.fault is Fault.HANG for r in echo.api_requests()))
+    loop_clock.advance(retry.timeout)  # the hanging attempt times out
+    assert (await asyncio.wait_for(reading, 20)).data == {"ok": True}
     assert len(echo.api_requests()) == 4
     # aiohttp itself re-sends an idempotent request once when a kept-alive
     # connection is reset, so the reset may cost no retry of ours
@@ -100,9 +100,11 @@ async def test_reads_give_up_after_max_attempts(client, echo):
     assert len(echo.api_requests()) == 4
 
 
-async def test_backoff_is_exponential_and_capped():
-    policy = RetryPolicy(initial_wait=0.5, max_wait=3.0, jitter=0.0)
-    assert [policy.backoff(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+async def test_backoff_is_exponential_capped_and_jittered(retry):
+    steady = replace(retry, jitter=0.0)
+    assert [steady.backoff(n) for n in range(1, 7)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
+    assert all(base <= retry.backoff(n) <= base * (1 + retry.jitter)
+               for n, base in enumerate([0.5, 1.0, 2.0, 4.0, 8.0, 8.0], start=1))
 
 
 async def test_4xx_on_read_is_not_retried(client, echo):
@@ -123,10 +125,14 @@ async def test_4xx_on_read_is_not_retried(client, echo):
         (Fault.LOST_RESPONSE, {}),
     ],
 )
-async def test_writes_are_never_retried_and_ambiguous(client, echo, fault, kwargs):
+async def test_writes_are_never_retried_and_ambiguous(client, echo, retry, loop_clock, fault, kwargs):
     echo.faults.add(fault, method="POST", **kwargs)
+    writing = asyncio.create_task(client.write("POST", "/thing", json_body={}))
+    if fault is Fault.HANG:
+        await loop_clock.when(lambda: echo.api_requests("POST"))
+        loop_clock.advance(retry.timeout)
     with pytest.raises(AmbiguousTriggerError, match="may have been applied"):
-        await client.write("POST", "/thing", json_body={})
+        await asyncio.wait_for(writing, 20)
     assert len(echo.api_requests("POST")) == 1
     assert echo.applied == (1 if fault is Fault.LOST_RESPONSE else 0)
 
@@ -198,12 +204,18 @@ def test_provider_error_shapes(body, expected):
     assert provider_error_message(body) == expected
 
 
-async def test_slow_answers_within_the_timeout_are_fine(client, echo, sleeps):
-    echo.faults.add(Fault.SLOW, delay=0.05)
-    assert (await client.get("/thing")).status == 200 and sleeps == []
-    echo.faults.add(Fault.SLOW, delay=1.0, method="POST")
+async def test_slow_answers_within_the_timeout_are_fine(client, echo, sleeps, retry, loop_clock):
+    echo.faults.add(Fault.SLOW, delay=retry.timeout - 1)  # answers a second before the timeout
+    reading = asyncio.create_task(client.get("/thing"))
+    await loop_clock.when(lambda: echo.api_requests())
+    loop_clock.advance(retry.timeout - 1)
+    assert (await asyncio.wait_for(reading, 20)).status == 200 and sleeps == []
+    echo.faults.add(Fault.SLOW, delay=retry.timeout + 1, method="POST")  # a second after it
+    writing = asyncio.create_task(client.write("POST", "/thing", json_body={}))
+    await loop_clock.when(lambda: echo.api_requests("POST"))
+    loop_clock.advance(retry.timeout)
     with pytest.raises(AmbiguousTriggerError):
-        await client.write("POST", "/thing", json_body={})
+        await asyncio.wait_for(writing, 20)
 
 
 async def test_requests_are_recorded_with_credentials_redacted(client, echo):

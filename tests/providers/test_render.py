@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot.emulator.providers import Fault, RenderFake
@@ -139,11 +141,14 @@ async def test_reset_before_processing_is_ambiguous_and_not_found(provider, conf
     assert await provider.find_triggered(config, plan, since=clock.now()) is None
 
 
-async def test_hanging_trigger_times_out_as_ambiguous(provider, config, render):
+async def test_hanging_trigger_times_out_as_ambiguous(provider, config, render, retry, loop_clock):
     plan = await provider.plan(config)
     render.faults.add(Fault.HANG, method="POST")
+    triggering = asyncio.create_task(provider.trigger(config, plan, idempotency_key="rb-4"))
+    await loop_clock.when(lambda: render.api_requests("POST"))
+    loop_clock.advance(retry.timeout)
     with pytest.raises(AmbiguousTriggerError, match="did not answer"):
-        await provider.trigger(config, plan, idempotency_key="rb-4")
+        await asyncio.wait_for(triggering, 20)
 
 
 async def test_trigger_5xx_is_ambiguous_not_retried(provider, config, render):

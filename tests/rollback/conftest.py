@@ -12,6 +12,7 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -21,6 +22,8 @@ from sqlalchemy import select
 
 from bot.clock import ManualClock
 from bot.emulator.providers import ProviderFakes, RecordedRequest
+from bot.export import service as exports
+from bot.export.models import FollowUp
 from bot.incidents.models import Incident, TimelineEvent
 from bot.rollback.install import flow_of
 from bot.rollback.models import Rollback, RollbackStatus, RollbackStep
@@ -101,7 +104,9 @@ def github_recording_validator(request: RecordedRequest) -> list[str]:
 # --------------------------------------------------------------------------- playbooks
 
 
-def write_playbooks(root: Path, fakes: ProviderFakes, *, approvals: dict[str, int], settle: str = "10s") -> Path:
+def write_playbooks(root: Path, fakes: ProviderFakes, *, approvals: dict[str, int], settle: str = "10s",
+                    health_urls: dict[str, str] | None = None) -> Path:
+    """One playbook per fake's service; ``health_urls`` replaces a service's health check URL."""
     folder = root / "playbooks"
     (folder / "services").mkdir(parents=True)
     for name in ("escalation.yaml", "oncall.yaml"):
@@ -112,7 +117,8 @@ def write_playbooks(root: Path, fakes: ProviderFakes, *, approvals: dict[str, in
             "description": f"{service['name']} on the {service['provider']['type']} fake",
             "owners": ["group:S0PLATFORM", f"user:{DANA}"],
             "provider": service["provider"],
-            "health_check": {"url": service["health_url"], "expect_status": 200, "timeout": "2s", "settle": settle},
+            "health_check": {"url": (health_urls or {}).get(service["name"], service["health_url"]),
+                             "expect_status": 200, "timeout": "2s", "settle": settle},
             "rollback": {"approvals": approvals},
             "runbook_url": f"https://wiki.example.com/runbooks/{service['name']}",
         }
@@ -222,6 +228,10 @@ class World:
         async with self.rt.sessions() as session:
             return await session.get(Incident, incident_id)
 
+    async def followups(self, incident_id: int) -> list[FollowUp]:
+        async with self.rt.sessions() as session:
+            return await exports.list_followups(session=session, incident=await session.get(Incident, incident_id))
+
     async def drive(self, *, until: set[RollbackStatus] | None = None, step: float = 5.0, max_steps: int = 60,
                     rollback_id: int | None = None) -> Rollback:
         """Advance the clock and run due jobs until the rollback (default: the newest) reaches
@@ -238,7 +248,8 @@ class World:
 
 async def start_world(database_url: str, tmp_path: Path, *, approvals: dict[str, int] | None = None,
                       clock: ManualClock | None = None, fakes: ProviderFakes | None = None,
-                      playbooks_dir: Path | None = None) -> World:
+                      playbooks_dir: Path | None = None, health_urls: dict[str, str] | None = None,
+                      **runtime_options: Any) -> World:
     clock = clock or ManualClock()
     if fakes is None:
         fakes = ProviderFakes(clock=clock)
@@ -250,9 +261,10 @@ async def start_world(database_url: str, tmp_path: Path, *, approvals: dict[str,
         await fakes.start()
     if playbooks_dir is None:
         approvals = approvals if approvals is not None else {"P0": 0, "P1": 0, "P2": 1, "P3": 1}
-        playbooks_dir = write_playbooks(tmp_path, fakes, approvals=approvals)
+        playbooks_dir = write_playbooks(tmp_path, fakes, approvals=approvals, health_urls=health_urls)
     bed = await start_bed(database_url, clock=clock,
-                          settings_overrides={**fakes.settings_overrides(), "playbooks_dir": str(playbooks_dir)})
+                          settings_overrides={**fakes.settings_overrides(), "playbooks_dir": str(playbooks_dir)},
+                          **runtime_options)
     flow_of(bed.rt).github_seconds_between_writes = None  # PyGithub's 1 s pause between writes
     return World(bed, fakes, clock, database_url, playbooks_dir)
 

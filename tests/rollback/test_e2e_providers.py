@@ -46,6 +46,13 @@ async def test_rollback_end_to_end(world, service):
     assert events[-1].data["state"] == "succeeded"
     assert events[4].data["provider_ids"]
 
+    # The rollback leaves the bad change in git: a follow-up says so, once, on the timeline too.
+    [followup] = await world.followups(incident.id)
+    assert followup.text == (f"Revert or fix the change in git ({service} was rolled back "
+                             f"from {seeded.live_id} to {seeded.target_id})")
+    assert [e.text for e in await world.timeline(incident.id) if e.kind == "followup"] == [
+        f"Follow-up: {followup.text}"]
+
     thread = world.thread()
     assert any("succeeded" in line for line in thread), thread
     async with world.bed.http.get(world.fake(service).health_url(seeded.key)) as r:

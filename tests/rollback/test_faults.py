@@ -3,11 +3,13 @@ words, failed health checks, and a process restart in the middle of a rollback."
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
+from aiohttp import web
 
-from bot.emulator.providers import Fault
+from bot.clock import ManualClock
+from bot.emulator.providers import FakeProviderServer, Fault
 from bot.jobs import service as jobs
 from bot.rollback.models import RollbackStatus
 from bot.slack.ids import ActionId
@@ -145,6 +147,7 @@ async def test_health_check_failing_after_rollback_is_a_failure(w):
     assert events[-1].data["state"] == "failed" and events[-1].data["reason"] == "unhealthy"
     assert [e.data["state"] for e in events].count("failed") == 1
     assert any("FAILED its health check" in line for line in w.thread())
+    assert await w.followups(rollback.incident_id) == []  # nothing was rolled back for good
 
 
 @sqlite_only
@@ -202,3 +205,48 @@ async def test_restart_mid_rollback_resumes_following(database_url, tmp_path):
         assert any("succeeded" in line for line in w.thread())  # the same thread, continued
     finally:
         await stop_world(w)
+
+
+class WarmingService(FakeProviderServer):
+    """``GET /status``: 503 for ``warm_up`` after its first request (on the world's clock), then 200."""
+
+    def __init__(self, clock, warm_up: timedelta) -> None:
+        super().__init__(clock=clock)
+        self.warm_up = warm_up
+        self.first: datetime | None = None
+        self.answers: list[int] = []
+        self.app.router.add_get("/status", self._status)
+
+    def authorized(self, request) -> bool:
+        return True
+
+    async def _status(self, request) -> web.Response:
+        now = self.clock.now()
+        self.first = self.first or now
+        status = 503 if now - self.first < self.warm_up else 200
+        self.answers.append(status)
+        return web.Response(status=status, text="warming up" if status == 503 else "ok")
+
+
+@pytest.mark.parametrize(("warm_up", "succeeds"), [(timedelta(seconds=45), True), (timedelta(seconds=75), False)])
+async def test_failures_in_the_first_minute_after_live_count_as_warm_up(database_url, tmp_path, warm_up, succeeds):
+    """README: Firebreak checks the health URL until it has answered for ``settle``, and
+    failures in the first minute count as warm-up (the playbooks settle for 10 s)."""
+    clock = ManualClock()
+    async with WarmingService(clock, warm_up) as service:
+        w = await start_world(database_url, tmp_path, approvals=ZERO, clock=clock,
+                              health_urls={"api": f"{service.url}/status"})
+        try:
+            await start(w, "api")
+            rollback = await w.drive()
+            steps = await w.steps(rollback.id)
+            assert 503 in service.answers and [s.step for s in steps].count("health_waiting") == 1
+            if succeeds:
+                assert rollback.state == RollbackStatus.SUCCEEDED, rollback.outcome
+                assert service.answers[-1] == 200
+            else:
+                assert rollback.state == RollbackStatus.FAILED and rollback.failure_reason == "unhealthy"
+                assert "FAILED its health check" in rollback.outcome and "HTTP 503" in rollback.outcome
+                assert set(service.answers) == {503}
+        finally:
+            await stop_world(w)

@@ -9,7 +9,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from bot.escalation.models import Page
+from bot.incidents.models import IncidentState
 from bot.jobs.models import Job
+from bot.playbooks.models import Severity
 from bot.rollback.models import Rollback, RollbackStatus
 from bot.slack.ids import ActionId
 from tests.rollback.conftest import AVA, BEN, CHEN, DANA, ELI
@@ -206,3 +209,53 @@ async def test_expiry_job_updates_the_preview(open_world):
     assert (await w.rollback()).state == RollbackStatus.EXPIRED
     assert any("expired" in line for line in w.thread())
     assert "Expired" in json.dumps(w.preview().blocks)
+
+
+@pytest.mark.parametrize("failure", ["an error", "no answer"])
+async def test_a_group_owner_is_refused_when_slack_cannot_list_the_group(open_world, failure):
+    """Owners through ``group:`` are read from Slack at the click; when Slack cannot list the
+    group, the check fails closed: the Confirm of a member of it is refused, nothing starts."""
+    w = open_world
+    await w.command("api", user=AVA)  # AVA owns `api` only through group:S0PLATFORM
+    if failure == "an error":
+        w.emu.fail_next("usergroups.users.list", "internal_error")
+    else:  # however often the client tries again, the answer never arrives
+        w.emu.lose_answer_next("usergroups.users.list", times=100)
+    reply = await w.click(AVA, ActionId.ROLLBACK_CONFIRM)
+    assert "cannot tell whether you are an owner of `api`" in reply and "Nothing was done" in reply
+    await w.bed.settle()
+    rollback = await w.rollback()
+    assert rollback.state == RollbackStatus.PREVIEW and rollback.confirmed_by is None
+    assert not w.trigger_requests("api")
+    assert await _count(w, Job, kind="rollback.trigger") == 0
+    # Once Slack lists the group again, the same owner gets through.
+    w.emu.clear_faults()
+    assert "You confirmed" in await w.click(AVA, ActionId.ROLLBACK_CONFIRM)
+    assert len(w.trigger_requests("api")) == 1
+
+
+async def test_a_rollback_confirmed_outside_an_incident_opens_a_p2_that_escalates_as_p2(open_world):
+    """README: outside an incident, confirming opens a P2 incident for the service, which is
+    then escalated as P2 (sample matrix: oncall:backend at once, its secondary after 1h; a
+    P1 would repeat at 5m and widen at 15m)."""
+    w = open_world
+    await w.command("api", user=DANA)  # in #general: no incident
+    assert "You confirmed" in await w.click(DANA, ActionId.ROLLBACK_CONFIRM)
+    rollback = await w.rollback()
+    incident = await w.incident(rollback.incident_id)
+    assert (incident.severity, incident.service, incident.state) == (Severity.P2, "api", IncidentState.OPEN)
+    opened = incident.opened_at
+
+    async def pages() -> list[tuple[int | None, int, str, timedelta]]:
+        async with w.rt.sessions() as session:
+            rows = (await session.execute(select(Page).where(Page.incident_id == incident.id))).scalars()
+            return sorted((p.level, p.attempt, p.target, p.due_at - opened) for p in rows)
+
+    for minutes in (0, 5, 15, 59):
+        w.clock.set(opened + timedelta(minutes=minutes))
+        await w.bed.settle()
+    assert await pages() == [(0, 0, "oncall:backend", timedelta(0))]
+    w.clock.set(opened + timedelta(hours=1))
+    await w.bed.settle()
+    assert await pages() == [(0, 0, "oncall:backend", timedelta(0)),
+                             (1, 0, "oncall:backend:secondary", timedelta(hours=1))]

@@ -50,11 +50,12 @@ class Sent:
 
 class Bed:
     def __init__(self, *, emu: SlackEmulator, server: TestServer, http: aiohttp.ClientSession,
-                 clock: ManualClock) -> None:
+                 clock: ManualClock, owns_emulator: bool = True) -> None:
         self.emu = emu
         self.server = server
         self.http = http
         self.clock = clock
+        self.owns_emulator = owns_emulator
         self._events = 0
 
     @property
@@ -120,6 +121,15 @@ class Bed:
             if retry_num else None
         return await self.post(body, content_type="application/json", headers=headers)
 
+    @staticmethod
+    def pin_added(channel: str, message: Any, *, by: str) -> dict[str, Any]:
+        """The Events API ``pin_added`` event of the emulator's ``message`` pinned by ``by``."""
+        return {"type": "pin_added", "user": by, "channel_id": channel,
+                "item": {"type": "message", "channel": channel,
+                         "message": {"type": "message", "user": message.user, "text": message.text,
+                                     "ts": message.ts}},
+                "event_ts": message.ts}
+
     async def wait_for(self, condition: Callable[[], Any], *, timeout: float = 10) -> Any:
         deadline = time.monotonic() + timeout
         while True:
@@ -132,6 +142,20 @@ class Bed:
 
     async def run_jobs(self) -> int:
         return await self.rt.worker.run_due()
+
+    async def idle(self, *, timeout: float = 10) -> None:
+        """Wait until the work acked to Slack has finished (the background runner is empty)."""
+        await self.wait_for(lambda: self.rt.background.pending == 0, timeout=timeout)
+
+    async def settle(self, *, timeout: float = 10) -> None:
+        """Wait until there is provably nothing left to do at the clock's current time: the
+        work acked to Slack has finished and no job is due (``run_jobs()`` returns 0 with
+        nothing running after it). Only then may a test assert that something did *not*
+        happen."""
+        while True:
+            await self.idle(timeout=timeout)
+            if await self.run_jobs() == 0 and self.rt.background.pending == 0:
+                return
 
     def incident_channel(self, number: int):
         prefix = f"inc-{number}-"
@@ -180,8 +204,13 @@ def bed_emulator(**options: Any) -> SlackEmulator:
 
 async def start_bed(database_url: str, *, settings_overrides: dict[str, Any] | None = None,
                     clock: ManualClock | None = None, emu: SlackEmulator | None = None,
-                    socket_mode: bool = False):
-    """The bot against ``emu``, which this starts (by default a new :func:`bed_emulator`).
+                    socket_mode: bool = False, **runtime_options: Any):
+    """The bot on ``database_url`` against ``emu`` (by default a new :func:`bed_emulator`).
+
+    An emulator that is not running yet is started here and stopped by :func:`stop_bed`; one
+    the caller started (several beds: several Firebreak processes in one Slack workspace) is
+    left to the caller. ``runtime_options`` go to ``build_runtime`` (``slack``, ``http``: the
+    clients crossing the machine's edge).
 
     With ``socket_mode``, the bot runs with ``SLACK_APP_TOKEN`` and the bed returned (a
     :class:`SocketModeBed`) is connected: the emulator's user actions (``user_pin``…)
@@ -193,16 +222,19 @@ async def start_bed(database_url: str, *, settings_overrides: dict[str, Any] | N
         emu.add_app_token(APP_TOKEN)
         emu.on_event = lambda envelope: emu.socket_mode.deliver("events_api", envelope)
         overrides["slack_app_token"] = APP_TOKEN
-    await emu.start()
+    owns_emulator = not emu.running
+    if owns_emulator:
+        await emu.start()
     clock = clock or ManualClock()
     settings = bed_settings(database_url, emu, **overrides)
-    app = create_web_app(settings, clock=clock)
+    app = create_web_app(settings, clock=clock, **runtime_options)
     # No access log, as `firebreak serve` runs (bot/cli.py): a request line can carry
     # ?token=<WEB_AUTH_TOKEN>, which must not reach a log (tests/support/leaks.py).
     server = TestServer(app, host="127.0.0.1")
     await server.start_server(access_log=None)
     http = aiohttp.ClientSession()
-    bed = (SocketModeBed if socket_mode else Bed)(emu=emu, server=server, http=http, clock=clock)
+    bed = (SocketModeBed if socket_mode else Bed)(emu=emu, server=server, http=http, clock=clock,
+                                                  owns_emulator=owns_emulator)
     if socket_mode:
         await bed.wait_for(lambda: emu.socket_mode.connections)
     return bed
@@ -211,4 +243,5 @@ async def start_bed(database_url: str, *, settings_overrides: dict[str, Any] | N
 async def stop_bed(bed: Bed) -> None:
     await bed.http.close()
     await bed.server.close()
-    await bed.emu.stop()
+    if bed.owns_emulator:
+        await bed.emu.stop()

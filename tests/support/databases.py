@@ -1,8 +1,8 @@
 """Databases for tests: a fresh SQLite file, or a fresh PostgreSQL database per test.
 
-PostgreSQL is at ``$FIREBREAK_TEST_PG`` (default 127.0.0.1:5432, trust auth). In CI
-(``CI=true``) an unreachable PostgreSQL fails the run; elsewhere its tests skip
-with a message saying why.
+PostgreSQL is at ``$FIREBREAK_TEST_PG`` (default 127.0.0.1:5432, trust auth). When it
+is unreachable its tests skip with a message saying why; in CI (``CI=true``) a skip
+fails the run (tests/support/isolation.py).
 """
 
 from __future__ import annotations
@@ -33,12 +33,10 @@ async def new_pg_database(prefix: str = "fb_test", *, admin_dsn: str = PG_ADMIN_
 
 
 async def create_pg_database() -> str:
-    """A fresh database for a test: skips (or, in CI, fails) if PostgreSQL is unreachable."""
+    """A fresh database for a test: skips if PostgreSQL is unreachable (a failure in CI)."""
     try:
         return await new_pg_database()
     except (OSError, asyncpg.PostgresError) as exc:
-        if os.environ.get("CI"):
-            raise RuntimeError(f"PostgreSQL is required in CI but unreachable: {exc}") from exc
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_DSN} ({exc}); set FIREBREAK_TEST_PG")
 
 
