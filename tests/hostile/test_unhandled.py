@@ -11,7 +11,7 @@ import pytest
 
 from bot.incidents.models import Incident
 from bot.jobs.models import Job
-from tests.hostile.support import count_rows, settle, watching_logs
+from tests.hostile.support import count_rows, watching_logs
 from tests.support.bed import GENERAL, REPORTER
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -69,6 +69,6 @@ async def test_unknown_interactions_are_acknowledged_and_refused_where_someone_s
         sent = await bed.post(urlencode(fields), content_type="application/x-www-form-urlencoded")
         assert sent.status == 200 and "Firebreak does not handle `/deploy`" in sent.json["text"]
 
-        await settle(bed)
+        await bed.settle()
         assert not records.problems(), records.problems()
     assert await count_rows(bed, Incident, Job) == {"incidents": 0, "jobs": 0}
