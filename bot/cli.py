@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings()
+        # The demo builds its own settings and reads none from the environment or a .env.
+        settings = Settings.from_values() if args.func is cmd_demo else load_settings()
         _configure_logging(settings)
         return args.func(settings, args)
     except ConfigError as exc:

@@ -139,6 +139,12 @@ class Settings(BaseSettings):
         values += [v.get_secret_value() for v in self.pagerduty_routing_keys.values()]
         return [v for v in values if len(v) >= 6]
 
+    @classmethod
+    def from_values(cls, **values: object) -> Settings:
+        """Settings from ``values`` and the defaults alone, never the environment or a ``.env``
+        (``firebreak demo``: a developer's shell or a deployment's .env must not reach it)."""
+        return _ValuesOnly(**values)  # type: ignore[arg-type]
+
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
@@ -164,6 +170,13 @@ def _routing_keys(env_file: object) -> dict[str, SecretStr]:
             if key.upper().startswith(ROUTING_KEY_PREFIX) and value:
                 found[key[len(ROUTING_KEY_PREFIX):].lower()] = SecretStr(value)
     return found
+
+
+class _ValuesOnly(Settings):
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,  # type: ignore[no-untyped-def,override]  # pydantic-settings' own signature
+                                   dotenv_settings, file_secret_settings):
+        return (init_settings,)
 
 
 def load_settings(**overrides: object) -> Settings:

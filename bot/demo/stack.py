@@ -155,7 +155,7 @@ class DemoStack:
             run_workers=True, worker_poll_seconds=self.worker_poll_seconds,
             **self.world.settings(),
         )
-        return Settings(_env_file=None, **values)
+        return Settings.from_values(**values)
 
     async def _start_bot(self) -> None:
         from handlers.app import create_web_app  # the same application as `firebreak serve`
